@@ -1,0 +1,92 @@
+"""Pure comparison: one config's base and head results -> its report entry (status, deltas)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from mcx_review.report import METRICS, ConfigReport, Message, ModelStats
+
+
+@dataclass
+class SideResult:
+    """What one revision says about one config: numbers, or an error, or nothing (absent)."""
+
+    present: bool = True
+    stats: Optional[ModelStats] = None
+    error: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
+
+
+ABSENT = SideResult(present=False)
+
+
+def delta(base: Optional[ModelStats], head: Optional[ModelStats]) -> Optional[Dict[str, int]]:
+    if base is None or head is None:
+        return None
+    return {m: int(head[m]) - int(base[m]) for m in METRICS}
+
+
+def _same_numbers(base: ModelStats, head: ModelStats) -> bool:
+    keys = ("input_shape", *METRICS, "modules")
+    return all(base.get(k) == head.get(k) for k in keys)
+
+
+def status_of(base: SideResult, head: SideResult, renamed: bool, skipped_unchanged: bool) -> str:
+    if base.error or head.error:
+        return "error"
+    if skipped_unchanged:
+        return "unchanged"
+    if not base.present:
+        return "added"
+    if not head.present:
+        return "removed"
+    if renamed:
+        return "renamed"
+    if base.stats is not None and head.stats is not None and _same_numbers(base.stats, head.stats):
+        return "unchanged"
+    return "changed"
+
+
+def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Optional[str] = None,
+                  reasons: Optional[List[str]] = None, skipped_unchanged: bool = False) -> ConfigReport:
+    """``skipped_unchanged``: base and head resolve to the same model, shape and code, so the
+    config is unchanged whether or not its numbers were measured (they may come from the cache)."""
+    errors: List[Message] = []
+    warnings: List[Message] = []
+    for side, result in (("base", base), ("head", head)):
+        if result.error:
+            errors.append({"side": side, "message": result.error})  # type: ignore[typeddict-item]
+        warnings += [{"side": side, "message": w} for w in result.warnings]  # type: ignore[misc]
+    return {
+        "path": path,
+        "old_path": old_path if old_path and old_path != path else None,
+        "status": status_of(base, head, bool(old_path and old_path != path), skipped_unchanged),  # type: ignore[typeddict-item]
+        "reasons": list(reasons or []),
+        "base": base.stats,
+        "head": head.stats,
+        "delta": delta(base.stats, head.stats),
+        "errors": errors,
+        "warnings": warnings,
+        "budgets": [],
+    }
+
+
+def recompute(entry: Dict[str, Any]) -> ConfigReport:
+    """Re-derive status and delta of an entry whose sides were filled in elsewhere (merge)."""
+    def side(name: str) -> SideResult:
+        errs = [e["message"] for e in entry.get("errors", []) if e["side"] == name]
+        present = entry.get(name) is not None or bool(errs) or name in entry.get("present", [name])
+        return SideResult(present=present, stats=entry.get(name), error=errs[0] if errs else None)
+
+    out = dict(entry)
+    b, h = side("base"), side("head")
+    skipped = entry.get("status") == "unchanged" and (b.stats is None or h.stats is None)
+    out["status"] = status_of(b, h, bool(entry.get("old_path")), skipped)
+    out["delta"] = delta(b.stats, h.stats)
+    return out  # type: ignore[return-value]
+
+
+def head_failed(entry: ConfigReport) -> bool:
+    """A config that fails to analyse at head fails the review; one broken only at base (and fixed
+    by the change) is good news."""
+    return any(e["side"] == "head" for e in entry.get("errors", []))

@@ -1,0 +1,92 @@
+"""The report: the JSON contract between stages (review -> comment/merge/render).
+
+A report is plain JSON-able data (dicts, lists, ints, strings). These TypedDicts document it;
+``report-schema.json`` beside this file is the machine-checkable form that the fork-safe comment
+job validates untrusted artifacts against.
+
+Example::
+
+    {"schema": "mcx-review/1",
+     "tool": {"mcx-review": "0.1.0", "torch": "2.14.1", "fvcore": "0.1.5...", ...},
+     "base": {"rev": "main", "sha": "<40 hex>"},
+     "head": {"rev": "HEAD", "sha": "<40 hex>", "kind": "commit"},
+     "shape": null,
+     "configs": [{"path": "configs/resnet/resnet50_8xb32_in1k.py", "old_path": null,
+                  "status": "changed", "reasons": ["changed"],
+                  "base": {"input_shape": [3, 224, 224], "flops": 4108970000, ...},
+                  "head": {...}, "delta": {"flops": ..., "params": ..., "activations": ...},
+                  "errors": [], "warnings": [{"side": "head", "message": "..."}],
+                  "budgets": []}]}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, TypedDict
+
+SCHEMA = "mcx-review/1"
+METRICS = ("flops", "params", "activations")
+
+Status = Literal["changed", "unchanged", "added", "removed", "renamed", "error"]
+Side = Literal["base", "head"]
+STATUSES = ("changed", "renamed", "added", "removed", "error", "unchanged")
+
+
+class ModuleStats(TypedDict):
+    flops: int
+    params: int
+    activations: int
+    called: bool  # False: the module's forward never ran under the measured forward (e.g. the head)
+
+
+class ModelStats(TypedDict):
+    input_shape: List[int]  # [C, H, W]
+    forward: Literal["extract_feat", "tensor"]
+    flops: int
+    params: int
+    activations: int
+    modules: Dict[str, ModuleStats]  # top-level children, in model order
+    unsupported_ops: Dict[str, int]  # op name -> number of calls fvcore could not count
+    uncalled_modules: List[str]  # unexpected ones only (the head under extract_feat is expected)
+
+
+class Message(TypedDict):
+    side: Side
+    message: str
+
+
+class ConfigReport(TypedDict, total=False):
+    path: str  # repo-relative, head path (base path for removed)
+    old_path: Optional[str]  # base path when renamed
+    status: Status
+    reasons: List[str]  # why under review: "changed", "inherits X", "uses code in Y", ...
+    base: Optional[ModelStats]
+    head: Optional[ModelStats]
+    delta: Optional[Dict[str, int]]  # head - base per metric, when both measured
+    errors: List[Message]
+    warnings: List[Message]
+    budgets: List[Dict[str, Any]]  # breaches, see budgets.py
+
+
+class Revision(TypedDict, total=False):
+    rev: str
+    sha: str
+    kind: Literal["commit", "index", "worktree"]
+
+
+class Report(TypedDict, total=False):
+    schema: str
+    tool: Dict[str, str]
+    base: Revision
+    head: Revision
+    shape: Optional[List[int]]  # forced [H, W] or None
+    configs: List[ConfigReport]
+
+
+def dumps(report: Report) -> str:
+    """Stable text form: sorted keys, so equal reports are byte-identical."""
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load(path: "str | Path") -> Report:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
