@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from mcx_review.report import METRICS, ConfigReport, Message, ModelStats
 
@@ -69,21 +69,6 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
         "warnings": warnings,
         "budgets": [],
     }
-
-
-def recompute(entry: Dict[str, Any]) -> ConfigReport:
-    """Re-derive status and delta of an entry whose sides were filled in elsewhere (merge)."""
-    def side(name: str) -> SideResult:
-        errs = [e["message"] for e in entry.get("errors", []) if e["side"] == name]
-        present = entry.get(name) is not None or bool(errs) or name in entry.get("present", [name])
-        return SideResult(present=present, stats=entry.get(name), error=errs[0] if errs else None)
-
-    out = dict(entry)
-    b, h = side("base"), side("head")
-    skipped = entry.get("status") == "unchanged" and (b.stats is None or h.stats is None)
-    out["status"] = status_of(b, h, bool(entry.get("old_path")), skipped)
-    out["delta"] = delta(b.stats, h.stats)
-    return out  # type: ignore[return-value]
 
 
 def head_failed(entry: ConfigReport) -> bool:

@@ -1,0 +1,109 @@
+"""Delivering a report: stdout or a file in the chosen format, extra JSON/Markdown files, the
+GitHub step summary and outputs, progress on stderr, and the exit code."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from mcx_review.compare import head_failed
+from mcx_review.report import Report, dumps
+
+Log = Callable[[str], None]
+
+
+def use_color(stream: Any = sys.stdout) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def render(report: Report, fmt: str, color: bool = False) -> str:
+    if fmt == "json":
+        return dumps(report)
+    if fmt == "md":
+        from mcx_review.render_markdown import render_markdown
+        return render_markdown(report)
+    from mcx_review.render_text import render_text
+    return render_text(report, color=color)
+
+
+def emit(report: Report, fmt: Optional[str], path: Optional[Path]) -> None:
+    fmt = fmt or "text"
+    if path is None:
+        text = render(report, fmt, color=fmt == "text" and use_color())
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    else:
+        _write(path, render(report, fmt))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def has_changes(report: Report) -> bool:
+    return any(c["status"] != "unchanged" for c in report.get("configs", []))
+
+
+def exit_code(report: Report) -> int:
+    from mcx_review.budgets import budget_level
+
+    if any(head_failed(c) for c in report.get("configs", [])) or budget_level(report) == "fail":
+        return 1
+    return 0
+
+
+def deliver(report: Report, args: argparse.Namespace, log: Log) -> int:
+    emit(report, args.format, args.output)
+    if args.output:
+        log(f"report written to {args.output}")
+    if args.json_path:
+        _write(args.json_path, dumps(report))
+    if args.md_path:
+        from mcx_review.render_markdown import render_markdown
+        _write(args.md_path, render_markdown(report))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        _github(report, args)
+    return exit_code(report)
+
+
+def _github(report: Report, args: argparse.Namespace) -> None:
+    from mcx_review import github_env
+    from mcx_review.budgets import budget_level
+    from mcx_review.render_markdown import render_markdown
+
+    github_env.append_step_summary(render_markdown(report))
+    github_env.set_outputs({
+        "report-json": str(args.json_path.resolve()) if args.json_path else "",
+        "report-markdown": str(args.md_path.resolve()) if args.md_path else "",
+        "changed": "true" if has_changes(report) else "false",
+        "budget-exceeded": "true" if budget_level(report) else "false",
+    })
+
+
+class Progress:
+    """Analysis progress: one line per finished analysis (plain lines suit CI logs and terminals
+    alike; rich's live bar would fight with the codebase's own stderr output)."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, side: str, config: str, result: Dict[str, Any]) -> None:
+        with self.lock:
+            self.done += 1
+            state = "ok" if result.get("ok") else "error"
+            self.log(f"[{self.done}] {side} {config}: {state}")
+
+
+def print_targets(targets: List[Any]) -> None:
+    if not targets:
+        print("no config is affected by this change")
+        return
+    width = max(len(t.path) for t in targets)
+    for t in targets:
+        print(f"{t.path:<{width}}  {'; '.join(t.reasons)}")
