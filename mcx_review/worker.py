@@ -64,8 +64,22 @@ class NetworkGuard:
         socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
 
 
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame outside installed packages (the user's own file)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if "site-packages" not in frame.filename and "/lib/python" not in frame.filename:
+            try:
+                name = os.path.relpath(frame.filename)
+            except ValueError:
+                name = frame.filename
+            return f" (at {name}:{frame.lineno})"
+    return ""
+
+
 def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
+    if not str(exc).strip():
+        text = type(exc).__name__ + _where(exc)
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 

@@ -1,0 +1,52 @@
+"""The worker pool keeps a review alive: a config that hangs or kills its process is one error
+record; the other configs are still answered, by a fresh worker."""
+from repos import ConfigRepo
+
+from mcx_review.pool import WorkerPool
+
+RESNET = "configs/resnet/resnet50_8xb32_in1k.py"
+
+
+def test_hang_and_crash_are_errors_and_the_rest_is_still_answered(tmp_path):
+    repo = ConfigRepo(tmp_path / "r")
+    repo.write("configs/bad/hangs.py", "import time\ntime.sleep(60)\nmodel = dict(type='X')\n")
+    repo.write("configs/bad/dies.py", "__import__('os')._exit(3)\n")
+    repo.write("configs/bad/prints.py", "print('noise on stdout')\n_base_ = ['../resnet/resnet50_8xb32_in1k.py']\n")
+    jobs = [{"op": "resolve", "config": c, "shape": None}
+            for c in ("configs/bad/hangs.py", RESNET, "configs/bad/dies.py", "configs/bad/prints.py")]
+    with WorkerPool(repo.root, size=1) as pool:
+        results = pool.run(jobs, timeout=5)
+    hang, ok, dies, prints = results
+    assert not hang["ok"] and "longer than 5 s" in hang["error"]
+    assert ok["ok"] and ok["model"]["backbone"]["depth"] == 50
+    assert not dies["ok"] and "exit code 3" in dies["error"]
+    assert prints["ok"], "a config printing to stdout must not corrupt the protocol"
+    assert not pool.torch_imported, "resolving configs never imports torch"
+
+
+def test_results_keep_job_order_with_several_workers(tmp_path):
+    repo = ConfigRepo(tmp_path / "r")
+    configs = ["configs/resnet/resnet18_8xb32_in1k.py", "configs/resnet/resnet34_8xb32_in1k.py",
+               RESNET, "configs/resnet/resnet101_8xb32_in1k.py"]
+    with WorkerPool(repo.root, size=2) as pool:
+        results = pool.run([{"op": "resolve", "config": c, "shape": None} for c in configs])
+    assert [r["model"]["backbone"]["depth"] for r in results] == [18, 34, 50, 101]
+
+
+def test_config_errors_name_the_cause(tmp_path):
+    repo = ConfigRepo(tmp_path / "r")
+    repo.write("configs/bad/syntax.py", "model = dict(type='ImageClassifier'\n")
+    repo.write("configs/bad/nobase.py", "_base_ = ['../_base_/models/missing.py']\n")
+    jobs = [{"op": "resolve", "config": c, "shape": None} for c in ("configs/bad/syntax.py", "configs/bad/nobase.py")]
+    with WorkerPool(repo.root) as pool:
+        syntax, nobase = pool.run(jobs)
+    assert "config could not be loaded" in syntax["error"] and "SyntaxError" in syntax["error"]
+    assert "missing.py" in nobase["error"]
+
+
+def test_an_exception_without_message_still_says_where(tmp_path):
+    repo = ConfigRepo(tmp_path / "r", pkg=None)
+    repo.write("configs/lazy.py", "import os\nos.getcwd()\n")  # mmengine raises a bare RuntimeError
+    with WorkerPool(repo.root) as pool:
+        (res,) = pool.run([{"op": "resolve", "config": "configs/lazy.py", "shape": None}])
+    assert "configs/lazy.py:2" in res["error"]
