@@ -50,11 +50,11 @@ def code_digest(root: Path, files: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def cache_key(resolved: Dict[str, Any], code: str) -> str:
+def cache_key(resolved: Dict[str, Any], code: str, versions: Optional[Dict[str, str]] = None) -> str:
     payload = {
         "schema": SCHEMA,
         "mcx-review": __version__,
-        "versions": package_versions(),
+        "versions": package_versions() if versions is None else versions,
         "scope": resolved.get("scope"),
         "model": resolved.get("model"),
         "shape": resolved.get("shape_spec"),

@@ -34,14 +34,14 @@ def _same_numbers(base: ModelStats, head: ModelStats) -> bool:
 def status_of(base: SideResult, head: SideResult, renamed: bool, skipped_unchanged: bool) -> str:
     if base.error or head.error:
         return "error"
-    if skipped_unchanged:
-        return "unchanged"
     if not base.present:
         return "added"
     if not head.present:
         return "removed"
     if renamed:
         return "renamed"
+    if skipped_unchanged:
+        return "unchanged"
     if base.stats is not None and head.stats is not None and _same_numbers(base.stats, head.stats):
         return "unchanged"
     return "changed"

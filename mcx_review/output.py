@@ -85,19 +85,41 @@ def _github(report: Report, args: argparse.Namespace) -> None:
 
 
 class Progress:
-    """Analysis progress: one line per finished analysis (plain lines suit CI logs and terminals
-    alike; rich's live bar would fight with the codebase's own stderr output)."""
+    """Analysis progress on stderr: a rich bar on a terminal, plain lines elsewhere (CI logs)."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, live: Optional[bool] = None) -> None:
         self.log = log
+        self.live = sys.stderr.isatty() if live is None else live
         self.done = 0
+        self.total = 0
         self.lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def begin(self, total: int) -> None:
+        self.total = total
+        if self.live and total:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+
+            self._bar = Bar(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task("", total=total)
+            self._bar.start()
 
     def __call__(self, side: str, config: str, result: Dict[str, Any]) -> None:
         with self.lock:
             self.done += 1
-            state = "ok" if result.get("ok") else "error"
-            self.log(f"[{self.done}] {side} {config}: {state}")
+            if self._bar is not None:
+                self._bar.update(self._task, advance=1, description=f"{side} {config}")
+            else:
+                state = "ok" if result.get("ok") else "error"
+                self.log(f"[{self.done}/{self.total or '?'}] {side} {config}: {state}")
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def print_targets(targets: List[Any]) -> None:

@@ -183,10 +183,16 @@ class Resolver:
                 out[side][k] = r
 
         threads = [threading.Thread(target=run_side, args=(s,)) for s in SIDES if work[s]]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        if progress is not None and hasattr(progress, "begin"):
+            progress.begin(sum(len(work[s]) for s in SIDES))
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            if progress is not None and hasattr(progress, "end"):
+                progress.end()
         self.stats.analysed += sum(len(work[s]) for s in SIDES)
         return out
 
