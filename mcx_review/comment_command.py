@@ -1,0 +1,108 @@
+"""``mcx-review comment REPORT.json`` and the review's ``--comment``: post the sticky PR comment.
+
+Needs only the JSON report (validated against the schema first: in the fork-safe flow it is an
+untrusted artifact). A failed post is one line on stderr; the Markdown then goes to stdout and the
+step summary, and the exit code is 1 only with ``--fail-on-comment-error``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from mcx_review import github_env
+from mcx_review.github_comment import BEHAVIORS, CommentError, Outcome, post, sha_or_none
+
+
+def log(message: str) -> None:
+    print(f"mcx-review: {message}", file=sys.stderr, flush=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser, with_report: bool = True) -> None:
+    """The comment flags; ``with_report`` adds the REPORT.json argument (the `comment` subcommand)."""
+    if with_report:
+        parser.add_argument("report", type=Path, metavar="REPORT.json", help="a report written with --json")
+        parser.add_argument("--max-bytes", type=int, default=None,
+                            help="refuse a report file larger than this (default 5 MiB)")
+        parser.add_argument("-q", "--quiet", action="store_true")
+    g = parser.add_argument_group("PR comment")
+    g.add_argument("--repo-name", metavar="OWNER/NAME", help="repository (default $GITHUB_REPOSITORY)")
+    pr = g.add_mutually_exclusive_group()
+    pr.add_argument("--pr", type=int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH)")
+    pr.add_argument("--pr-from-sha", metavar="SHA",
+                    help="find the open PR whose head is SHA through the API (fork-safe workflow_run)")
+    g.add_argument("--token", help="GitHub token (default $GITHUB_TOKEN)")
+    g.add_argument("--api-url", help="API root (default $GITHUB_API_URL, else https://api.github.com)")
+    g.add_argument("--tag", default="default", help="one comment per tag, for several jobs on one PR")
+    g.add_argument("--behavior", choices=BEHAVIORS, default="update",
+                   help="update the comment in place (default), add a new one, or delete and re-add")
+    g.add_argument("--head-sha", metavar="SHA", help="the PR head this report is for (default: from the "
+                   "event; a pull_request checkout is a merge commit, so not $GITHUB_SHA)")
+    g.add_argument("--fail-on-comment-error", action="store_true",
+                   help="exit 1 when the comment cannot be posted (default: say why and exit 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `comment` subcommand: validate the report file, then post it."""
+    from mcx_review.report_validate import DEFAULT_MAX_BYTES, ReportError, load_validated
+
+    try:
+        report = load_validated(args.report, args.max_bytes or DEFAULT_MAX_BYTES)
+    except ReportError as exc:
+        log(str(exc))
+        return 2
+    return post_report(report, args, fallback=True)
+
+
+def post_from_review(report: Mapping[str, Any], args: argparse.Namespace) -> int:
+    """The review's ``--comment``. The review has already printed the report and written the step
+    summary, so a failure only logs."""
+    return post_report(report, args, fallback=False)
+
+
+def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback: bool = True,
+                env: Mapping[str, str] = os.environ) -> int:
+    """Post ``report`` with the flags in ``args`` (missing ones default to the environment)."""
+    quiet = bool(getattr(args, "quiet", False))
+    say = (lambda m: None) if quiet else log
+    event = github_env.load_event(env)
+    pr_from_sha = getattr(args, "pr_from_sha", None)
+    pr_number: Optional[int] = getattr(args, "pr", None)
+    if pr_number is None and not pr_from_sha:
+        pr_number = github_env.pr_number(event)
+    head = report.get("head") or {}
+    head_sha = sha_or_none([getattr(args, "head_sha", None), github_env.head_sha(event),
+                            head.get("sha") if head.get("kind", "commit") == "commit" else None])
+    try:
+        outcome = post(report, repo_name=getattr(args, "repo_name", None) or github_env.repository(env) or "",
+                       pr_number=pr_number, token=getattr(args, "token", None) or env.get("GITHUB_TOKEN", ""),
+                       api_url=getattr(args, "api_url", None) or github_env.api_url(env),
+                       tag=getattr(args, "tag", None) or "default", behavior=getattr(args, "behavior", "update"),
+                       head_sha=head_sha, pr_from_sha=pr_from_sha, log=say)
+    except CommentError as exc:
+        log(f"could not post the PR comment: {exc}")
+        if fallback:
+            _fallback(report, env)
+        return 1 if getattr(args, "fail_on_comment_error", False) else 0
+    say(_describe(outcome))
+    return 0
+
+
+def _describe(o: Outcome) -> str:
+    where = f" {o.url}" if o.url else ""
+    text = {"created": "PR comment created", "updated": "PR comment updated",
+            "recreated": "PR comment replaced", "unchanged": "PR comment unchanged",
+            "skipped": "no PR comment", "stale": "PR comment left alone"}.get(o.action, o.action)
+    return f"{text}{where}" + (f": {o.detail}" if o.detail else "")
+
+
+def _fallback(report: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """Where the comment could not go: the Markdown to stdout and the step summary."""
+    from mcx_review.render_markdown import render_markdown
+
+    text = render_markdown(report)  # type: ignore[arg-type]
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+    github_env.append_step_summary(text, env)
