@@ -77,7 +77,8 @@ def build_model(cfg: Any, init_weights: bool = False) -> Any:
         raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - a broken model definition is the user's to see
         raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
-    return model.eval()
+    model.eval()  # not `return model.eval()`: some backbones' train() returns None
+    return model
 
 
 def bind_forward(model: Any) -> str:
@@ -120,12 +121,20 @@ def _has_forward(module: Any) -> bool:
     return not any(forward is base.forward for base in (nn.ModuleList, nn.ModuleDict, nn.Module, nn.Identity))
 
 
+def _iterated(module: Any, called: Set[int]) -> bool:
+    """A container walked by hand (``for layer in self.layers``): every child ran, it owns no
+    parameter itself, so nothing it holds went uncounted."""
+    children = list(module.children())
+    return (bool(children) and all(id(c) in called for c in children)
+            and not any(True for _ in module.parameters(recurse=False)))
+
+
 def _uncalled(model: Any, called: Set[int], forward: str) -> List[str]:
     """Top-most modules with a forward that never ran, the expected ones left out."""
     expected = EXPECTED_UNCALLED[forward]
     out: List[str] = []
     for name, module in model.named_modules():
-        if not name or id(module) in called or not _has_forward(module):
+        if not name or id(module) in called or not _has_forward(module) or _iterated(module, called):
             continue
         if name.split(".")[0] in expected or any(name.startswith(p + ".") for p in out):
             continue
