@@ -37,6 +37,7 @@ class ModuleInfo:
     imports: List[ast.stmt] = field(default_factory=list)  # every Import / ImportFrom, anywhere
     bindings: Dict[str, List[Binding]] = field(default_factory=dict)
     stars: List[Tuple[int, str]] = field(default_factory=list)  # `from X import *`, top level
+    types: Set[str] = field(default_factory=set)  # literal `dict(type='X')` / `{'type': 'X'}`
 
 
 def _target_names(node: ast.AST) -> Iterable[str]:
@@ -76,9 +77,27 @@ def _bind(info: ModuleInfo, body: List[ast.stmt]) -> None:
                 _bind(info, handler.body)
 
 
+def _literal_types(node: ast.AST) -> Iterable[str]:
+    """``dict(type='X', ...)`` and ``{'type': 'X'}``: registered types a module builds itself
+    (defaults such as ``layer_cfg=dict(type='ShiftWindowMSA')`` that no config names)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        for k in node.keywords:
+            if k.arg == "type" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str):
+                yield k.value.value
+    elif isinstance(node, ast.Dict):
+        for k, v in zip(node.keys, node.values):
+            if isinstance(k, ast.Constant) and k.value == "type" and isinstance(v, ast.Constant) \
+                    and isinstance(v.value, str):
+                yield v.value
+
+
 def module_info(tree: ast.Module) -> ModuleInfo:
     info = ModuleInfo()
-    info.imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            info.imports.append(n)
+        elif isinstance(n, (ast.Call, ast.Dict)):
+            info.types.update(_literal_types(n))
     _bind(info, tree.body)
     return info
 
@@ -351,6 +370,8 @@ class CodeIndex:
             todo.extend(("shallow", a) for a in self.ancestors(rel))
             if kind == "deep":
                 todo.extend(self._import_states(rel))
+                for t in sorted(self.info(rel).types):
+                    todo.extend(("deep", f) for f in sorted(self.registry.get(t.rpartition(".")[2], ())))
         return out
 
     def _import_states(self, rel: str) -> List[State]:

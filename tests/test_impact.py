@@ -323,6 +323,16 @@ def test_names_reexported_by_a_package_lead_to_their_definition(fork, index):
     assert "mmpretrain/models/utils/data_preprocessor.py" not in used
 
 
+def test_types_a_module_builds_by_default_are_its_code(fork, index):
+    head = (fork / "mmpretrain/models/heads/cls_head.py").read_text()
+    assert "loss: dict = dict(type='CrossEntropyLoss'" in head  # ClsHead's default loss
+    assert "class CrossEntropyLoss(" in (fork / "mmpretrain/models/losses/cross_entropy_loss.py").read_text()
+    used = index.files_for_types(["LinearClsHead"])
+    assert {"mmpretrain/models/heads/linear_head.py", "mmpretrain/models/heads/cls_head.py",
+            "mmpretrain/models/losses/cross_entropy_loss.py"} <= used
+    assert "mmpretrain/models/losses/focal_loss.py" not in used
+
+
 def test_custom_imports_project_backbone(index):
     used = index.files_for_types(["ImageClassifier", "FooBar"], ["projects.foo.models"])
     project = {"projects/foo/models/__init__.py", "projects/foo/models/bar.py",
