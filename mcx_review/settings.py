@@ -216,7 +216,10 @@ def parse_limit(value: Any) -> Tuple[bool, Fraction, int]:
         raise ValueError(f"expected a limit such as '+5%' or '25M', got {type(value).__name__}")
     m = _RELATIVE.match(value)
     if m:
-        return True, Fraction(Decimal(m.group(2))) / 100, 1 if m.group(1) == "+" else -1
+        amount = Fraction(Decimal(m.group(2))) / 100
+        if m.group(1) == "-" and amount >= 1:
+            raise ValueError(f"a shrinkage limit must be below 100%, got {value!r}")
+        return True, amount, 1 if m.group(1) == "+" else -1
     if value.strip().endswith("%"):
         raise ValueError(f"a relative limit needs a sign: '+{value.strip()}' caps growth, "
                          f"'-{value.strip()}' caps shrinkage; got {value!r}")
