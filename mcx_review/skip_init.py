@@ -10,7 +10,7 @@ them. Constant fills (``zeros_``, ``ones_``, ``constant_``) are cheap and still 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import torch
 
@@ -18,6 +18,9 @@ _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "x
                    "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
 _TENSOR_FILLS = ("uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_",
                  "log_normal_", "cauchy_")
+
+
+_INHERITED = object()
 
 
 def _keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
@@ -38,12 +41,15 @@ def _targets() -> List[Tuple[Any, str]]:
 @contextlib.contextmanager
 def no_weight_init() -> Iterator[None]:
     """Within the block, random weight initialisation is a no-op; everything is restored after."""
-    saved: List[Tuple[Any, str, Callable[..., Any]]] = []
+    saved: List[Tuple[Any, str, Any]] = []
     try:
         for owner, name in _targets():
-            saved.append((owner, name, getattr(owner, name)))
+            saved.append((owner, name, vars(owner).get(name, _INHERITED)))
             setattr(owner, name, _keep)
         yield
     finally:
         for owner, name, original in reversed(saved):
-            setattr(owner, name, original)
+            if original is _INHERITED:  # e.g. Tensor.normal_ lives on torch._C.TensorBase
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)

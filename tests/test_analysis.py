@@ -212,7 +212,7 @@ def test_no_init_build_counts_like_init_build(trees):
 
 
 def test_no_weight_init_skips_random_fills_and_restores_them():
-    t = torch.zeros(1000)
+    t, tensor_attrs, init_normal = torch.zeros(1000), set(vars(torch.Tensor)), torch.nn.init.normal_
     with no_weight_init():
         torch.nn.init.trunc_normal_(t, std=0.02)
         torch.nn.init.kaiming_uniform_(t.view(10, 100))
@@ -221,6 +221,7 @@ def test_no_weight_init_skips_random_fills_and_restores_them():
         assert t[10:].abs().sum() == 0 and t[:10].sum() == 10
     t.normal_()
     assert t.abs().sum() > 0
+    assert set(vars(torch.Tensor)) == tensor_attrs and torch.nn.init.normal_ is init_normal
 
 
 # ---- expected failures --------------------------------------------------------------------------
