@@ -238,6 +238,23 @@ def test_new_style_read_base_configs_follow_their_bases(tmp_path):
         "configs/newstyle/new_resnet34_in1k.py": "configs/newstyle/new_resnet18_in1k.py"}
 
 
+def test_new_style_absolute_bases_count_when_the_module_is_in_the_tree(tmp_path):
+    """A fork keeps new-style configs in its package (``mmpretrain/configs/``); absolute imports
+    of another package's configs point outside the tree."""
+    _write(tmp_path, "mmpretrain/configs/_base_/models/r18.py", NEW_BASE)
+    _write(tmp_path, "mmpretrain/configs/resnet/r18_in1k.py", """
+        from mmengine.config import read_base
+
+        with read_base():
+            from mmpretrain.configs._base_.models.r18 import *
+            from mmdet.configs._base_.default_runtime import *
+    """)
+    assert impact.base_closure(tmp_path, "mmpretrain/configs/resnet/r18_in1k.py") == \
+        {"mmpretrain/configs/_base_/models/r18.py"}
+    assert impact.discover_configs(tmp_path, ["mmpretrain/configs/**/*.py"]) == \
+        ["mmpretrain/configs/resnet/r18_in1k.py"]
+
+
 # ---------------------------------------------------------------- code
 
 def _installed(pkg: str) -> Path:
