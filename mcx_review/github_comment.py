@@ -39,7 +39,7 @@ class PostSettings:
     retries: int = 4  # attempts after the first
     backoff: float = 2.0  # seconds before the first retry, doubled each time
     max_wait: float = 60.0  # longest single wait, Retry-After included
-    timeout: float = 15.0  # seconds per HTTP request
+    timeout: int = 15  # seconds per HTTP request (PyGithub takes whole seconds)
     write_pause: float = 1.0  # PyGithub's pause between writes (GitHub asks for >= 1 s)
 
     @classmethod
@@ -53,7 +53,7 @@ class PostSettings:
 
         d = cls()
         return cls(retries=int(num("RETRIES", d.retries)), backoff=num("BACKOFF", d.backoff),
-                   max_wait=num("MAX_WAIT", d.max_wait), timeout=num("TIMEOUT", d.timeout) or d.timeout,
+                   max_wait=num("MAX_WAIT", d.max_wait), timeout=max(1, round(num("TIMEOUT", d.timeout))),
                    write_pause=num("WRITE_PAUSE", d.write_pause))
 
 
@@ -210,7 +210,7 @@ def client(token: str, api_url: str, settings: PostSettings) -> Any:
     """A PyGithub client with its own retries off (ours wrap the whole idempotent sync)."""
     from github import Auth, Github
 
-    return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=settings.timeout,  # type: ignore[arg-type]
+    return Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=settings.timeout,
                   retry=None, per_page=100, seconds_between_requests=None,
                   seconds_between_writes=settings.write_pause or None, lazy=True)
 
@@ -233,7 +233,7 @@ def find_pr_by_sha(gh: Any, repo_name: str, sha: str) -> int:
     sha = sha.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise CommentError(f"--pr-from-sha needs a full 40-hex commit SHA, got {sha[:50]!r}")
-    repo = gh.get_repo(repo_name, lazy=True)
+    repo = gh.get_repo(repo_name)
     found = [pr.number for pr in repo.get_pulls(state="open", sort="updated", direction="desc")
              if pr.head.sha == sha]
     if not found:
@@ -248,7 +248,7 @@ def sync_comment(gh: Any, repo_name: str, pr_number: int, body: str, *, tag: str
                  behavior: str = "update", changes: bool = True) -> Outcome:
     """Bring the PR's sticky comment for ``tag`` to ``body``; see the module doc. Raises PyGithub or
     requests exceptions (retry decides), or CommentError."""
-    repo = gh.get_repo(repo_name, lazy=True)
+    repo = gh.get_repo(repo_name)
     pr = repo.get_pull(pr_number)
     current = pr.head.sha
     if head_sha and current and current != head_sha:

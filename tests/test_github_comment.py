@@ -1,0 +1,417 @@
+"""The sticky PR comment through PyGithub against the GitHub API stand-in on 127.0.0.1, driven
+through the real `mcx-review comment` command; plus the Actions plumbing and the report validator."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from github_stub import BOT, GitHubStub
+from mcx_review import cli, github_env
+from mcx_review.github_comment import marker, neutralise_mentions, parse_marker
+from mcx_review.report_validate import ReportError, load_validated, parse, validate
+
+REPO = "octo/models"
+HEAD = "5d6e7f8" + "0" * 33
+NEWER = "9a9b9c9" + "1" * 33
+BASE = "1a2b3c4" + "2" * 33
+PY = sys.executable
+
+
+# -- reports (inputs, shaped like report.py; figures from comment-example.md) ------------------
+
+def stats(flops: int, params: int, acts: int, hw: int = 224, head_params: int = 2049000) -> Dict[str, Any]:
+    return {"input_shape": [3, hw, hw], "forward": "extract_feat", "flops": flops, "params": params,
+            "activations": acts, "unsupported_ops": {}, "uncalled_modules": [],
+            "modules": {"backbone": {"flops": flops - 100000, "params": params - head_params,
+                                     "activations": acts, "called": True},
+                        "neck": {"flops": 100000, "params": 0, "activations": 0, "called": True},
+                        "head": {"flops": 0, "params": head_params, "activations": 0, "called": False}}}
+
+
+def entry(path: str, base: Dict[str, Any], head: Dict[str, Any], status: str = "changed") -> Dict[str, Any]:
+    return {"path": path, "old_path": None, "status": status, "reasons": ["changed"], "base": base,
+            "head": head, "delta": {m: head[m] - base[m] for m in ("flops", "params", "activations")},
+            "errors": [], "warnings": [], "budgets": []}
+
+
+def report(configs: List[Dict[str, Any]], head_sha: str = HEAD) -> Dict[str, Any]:
+    return {"schema": "mcx-review/1", "tool": {"mcx-review": "0.1.0", "torch": "2.14.1"},
+            "base": {"rev": "main", "sha": BASE}, "head": {"rev": "HEAD", "sha": head_sha, "kind": "commit"},
+            "shape": None, "configs": configs}
+
+
+R50 = stats(4108970000, 25557032, 11114000)
+R101 = stats(7831658000, 44549160, 16232000)
+R101_WIDE = stats(8120000000, 46000000, 17000000)
+
+
+def resnet_report(head: Dict[str, Any] = R101, path: str = "configs/resnet/resnet50_8xb32_in1k.py",
+                  head_sha: str = HEAD) -> Dict[str, Any]:
+    return report([entry(path, R50, head)], head_sha)
+
+
+def unchanged_report() -> Dict[str, Any]:
+    return report([entry("configs/resnet/resnet50_8xb32_in1k.py", R50, R50, status="unchanged")])
+
+
+# -- harness -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def gh():
+    with GitHubStub(REPO) as stub:
+        stub.add_pull(7, HEAD)
+        yield stub
+
+
+@pytest.fixture
+def env(tmp_path: Path, gh: GitHubStub, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
+    """A pull_request run: event JSON (head = the PR head, not the merge commit), summary file."""
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"action": "synchronize", "number": 7,
+                                 "pull_request": {"number": 7, "head": {"sha": HEAD}, "base": {"sha": BASE}}}))
+    values = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": gh.url,
+              "GITHUB_EVENT_PATH": str(event), "GITHUB_TOKEN": "user-token",
+              "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "output"),
+              "MCX_REVIEW_GITHUB_BACKOFF": "0.01", "MCX_REVIEW_GITHUB_MAX_WAIT": "0.5",
+              "MCX_REVIEW_GITHUB_WRITE_PAUSE": "0", "MCX_REVIEW_GITHUB_TIMEOUT": "2"}
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+def comment(tmp_path: Path, rep: Dict[str, Any], *flags: str) -> int:
+    path = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+    path.write_text(json.dumps(rep))
+    return cli.main(["comment", str(path), *flags])
+
+
+def ours(gh: GitHubStub, pr: int = 7) -> List[Dict[str, Any]]:
+    return [c for c in gh.comments[pr] if parse_marker(c["body"])]
+
+
+# -- the sticky comment --------------------------------------------------------------------------
+
+def test_first_run_creates_one_comment_with_marker_and_totals(tmp_path, gh, env, capsys):
+    assert comment(tmp_path, resnet_report()) == 0
+    assert [c["login"] for c in gh.comments[7]] == ["reviewer-bot"]
+    body = gh.comments[7][0]["body"]
+    assert body.startswith(marker("default", HEAD) + "\n")
+    assert "resnet50_8xb32_in1k.py" in body and "7.832G" in body and "4.109G" in body
+    assert "created" in capsys.readouterr().err
+
+
+def test_second_run_with_new_numbers_edits_the_same_comment(tmp_path, gh, env):
+    comment(tmp_path, resnet_report())
+    first = gh.comments[7][0]["id"]
+    gh.requests.clear()
+    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    assert [c["id"] for c in gh.comments[7]] == [first]
+    assert "8.12G" in gh.comments[7][0]["body"]
+    assert gh.writes() == [("PATCH", f"/repos/{REPO}/issues/comments/{first}")]
+
+
+def test_rerun_with_the_same_body_writes_nothing(tmp_path, gh, env, capsys):
+    comment(tmp_path, resnet_report())
+    gh.requests.clear()
+    assert comment(tmp_path, resnet_report()) == 0
+    assert gh.writes() == []
+    assert gh.requests, "it did look"
+    assert "unchanged" in capsys.readouterr().err
+
+
+def test_a_stale_run_does_not_overwrite_a_newer_heads_comment(tmp_path, gh, env, capsys):
+    newer = marker("default", NEWER) + "\nresult for the newer head"
+    gh.add_comment(7, "reviewer-bot", newer)
+    gh.pulls[7]["head_sha"] = NEWER  # pushed to while this (older) run was computing
+    assert comment(tmp_path, resnet_report()) == 0
+    assert gh.writes() == []
+    assert gh.bodies(7) == [newer]
+    err = capsys.readouterr().err
+    assert "left alone" in err and NEWER[:12] in err
+
+
+def test_the_head_sha_comes_from_the_event_not_the_merge_commit(tmp_path, gh, env):
+    merge_commit = "e" * 40  # a pull_request checkout: the report's head is the merge commit
+    assert comment(tmp_path, resnet_report() | {"head": {"rev": "HEAD", "sha": merge_commit, "kind": "commit"}}) == 0
+    assert parse_marker(gh.comments[7][0]["body"]) == ("default", HEAD)
+
+
+def test_another_tag_makes_a_second_comment(tmp_path, gh, env):
+    comment(tmp_path, resnet_report())
+    assert comment(tmp_path, resnet_report(R101_WIDE), "--tag", "cuda-shapes") == 0
+    assert [parse_marker(b)[0] for b in gh.bodies(7)] == ["default", "cuda-shapes"]
+    assert "7.832G" in gh.bodies(7)[0], "the default tag's comment is untouched"
+
+
+def test_a_502_then_201_posts_exactly_one_comment(tmp_path, gh, env, capsys):
+    gh.fail("POST", r"/issues/7/comments$", 502, times=1, message="Bad Gateway")
+    assert comment(tmp_path, resnet_report()) == 0
+    assert len(gh.comments[7]) == 1
+    assert [m for m, _ in gh.writes()] == ["POST", "POST"]
+    assert "502" in capsys.readouterr().err
+
+
+def test_a_timeout_is_retried_and_a_write_that_landed_is_not_repeated(tmp_path, gh, env, monkeypatch, capsys):
+    monkeypatch.setenv("MCX_REVIEW_GITHUB_TIMEOUT", "1")
+    monkeypatch.setenv("MCX_REVIEW_GITHUB_BACKOFF", "1.0")
+    # The stand-in writes the comment but answers after the client gave up: the retried sync
+    # must find that comment, not post a second one.
+    gh.fail("POST", r"/issues/7/comments$", 0, times=1, delay=1.5)
+    assert comment(tmp_path, resnet_report()) == 0
+    assert len(ours(gh)) == 1
+    assert [m for m, _ in gh.writes()] == ["POST"]
+    err = capsys.readouterr().err
+    assert "did not answer in time" in err and "unchanged" in err
+
+
+def test_secondary_rate_limits_are_waited_out(tmp_path, gh, env):
+    gh.fail("GET", r"/pulls/7$", 403, times=1, message="You have exceeded a secondary rate limit",
+            headers={"Retry-After": "0"})
+    gh.fail("POST", r"/comments$", 429, times=1, message="Too Many Requests", headers={"Retry-After": "0"})
+    assert comment(tmp_path, resnet_report()) == 0
+    assert len(ours(gh)) == 1
+
+
+def test_a_permanent_403_falls_back_to_the_summary_without_a_traceback(tmp_path, gh, env, capsys):
+    gh.fail("POST", r"/comments$", 403, times=-1, message="Resource not accessible by integration")
+    assert comment(tmp_path, resnet_report()) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    line = [ln for ln in err.splitlines() if "could not post" in ln]
+    assert len(line) == 1 and "403" in line[0] and "read-only token" in line[0]
+    assert "7.832G" in out, "the report is printed instead"
+    assert "7.832G" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert comment(tmp_path, resnet_report(), "--fail-on-comment-error") == 1
+
+
+def test_5xx_for_ever_gives_up_after_the_retries(tmp_path, gh, env, capsys, monkeypatch):
+    monkeypatch.setenv("MCX_REVIEW_GITHUB_RETRIES", "2")
+    gh.fail("GET", r"/pulls/7$", 503, times=-1, message="Service Unavailable")
+    assert comment(tmp_path, resnet_report(), "--fail-on-comment-error") == 1
+    assert sum(1 for r in gh.requests if r == ("GET", f"/repos/{REPO}/pulls/7")) == 3
+    assert "503" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_marker_is_found_on_a_later_page(tmp_path, gh, env):
+    gh.page_size = 2
+    comment(tmp_path, resnet_report())
+    mine = gh.comments[7][0]["id"]
+    for i in range(7):
+        gh.add_comment(7, f"human{i}", f"looks good {i}")
+    gh.requests.clear()
+    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    pages = [r for r in gh.requests if r[1].endswith("/issues/7/comments") and r[0] == "GET"]
+    assert len(pages) >= 4
+    assert gh.writes() == [("PATCH", f"/repos/{REPO}/issues/comments/{mine}")]
+
+
+def test_other_users_comments_with_the_marker_are_ignored(tmp_path, gh, env):
+    forged = marker("default", HEAD) + "\nsomeone pasted our marker"
+    gh.add_comment(7, "mallory", forged)
+    assert comment(tmp_path, resnet_report()) == 0
+    assert gh.bodies(7)[0] == forged
+    assert [c["login"] for c in ours(gh)] == ["mallory", "reviewer-bot"]
+
+
+def test_actions_token_falls_back_to_the_bot_login(tmp_path, gh, env, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "actions-token")  # GET /user -> 403 for it
+    comment(tmp_path, resnet_report())
+    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    assert [c["login"] for c in gh.comments[7]] == [BOT]
+    assert "8.12G" in gh.comments[7][0]["body"]
+
+
+def test_no_changes_and_no_earlier_comment_means_no_comment(tmp_path, gh, env, capsys):
+    assert comment(tmp_path, unchanged_report()) == 0
+    assert comment(tmp_path, report([])) == 0
+    assert gh.writes() == [] and gh.comments[7] == []
+    assert "no model changes" in capsys.readouterr().err
+
+
+def test_no_changes_with_an_earlier_comment_updates_it(tmp_path, gh, env):
+    comment(tmp_path, resnet_report())
+    assert comment(tmp_path, unchanged_report()) == 0
+    assert len(gh.comments[7]) == 1 and "7.832G" not in gh.comments[7][0]["body"]
+
+
+def test_behavior_new_and_delete_and_new(tmp_path, gh, env):
+    comment(tmp_path, resnet_report())
+    comment(tmp_path, resnet_report(R101_WIDE), "--behavior", "new")
+    assert len(ours(gh)) == 2
+    gh.add_comment(7, "human", "a question")
+    comment(tmp_path, resnet_report(), "--behavior", "delete-and-new")
+    assert [c["login"] for c in gh.comments[7]] == ["human", "reviewer-bot"]
+    assert "7.832G" in gh.comments[7][1]["body"]
+    gh.requests.clear()
+    comment(tmp_path, resnet_report(), "--behavior", "delete-and-new")
+    assert gh.writes() == []
+
+
+def test_pr_from_sha_finds_a_fork_pr_through_the_api(tmp_path, gh, env, monkeypatch):
+    fork_head = "f" * 40
+    gh.add_pull(8, fork_head, head_repo="fork/models")
+    for n in range(9, 14):
+        gh.add_pull(n, f"{n:040x}")
+    gh.page_size = 2
+    monkeypatch.delenv("GITHUB_EVENT_PATH")  # a workflow_run job: no pull_request in the event
+    assert comment(tmp_path, resnet_report(head_sha=fork_head), "--pr-from-sha", fork_head) == 0
+    assert [parse_marker(b) for b in gh.bodies(8)] == [("default", fork_head)]
+    assert gh.comments[7] == []
+
+
+def test_pr_from_sha_without_an_open_pr_is_one_clear_line(tmp_path, gh, env, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_EVENT_PATH")
+    assert comment(tmp_path, resnet_report(), "--pr-from-sha", "c" * 40, "--fail-on-comment-error") == 1
+    err = capsys.readouterr().err
+    assert "no open PR" in err and "Traceback" not in err
+    assert gh.writes() == []
+
+
+def test_mentions_from_pr_code_are_neutralised(tmp_path, gh, env):
+    assert comment(tmp_path, resnet_report(path="configs/@octo-org/admins_r50.py")) == 0
+    body = gh.comments[7][0]["body"]
+    assert "octo-org" in body and "@octo-org" not in body
+    assert neutralise_mentions(neutralise_mentions("@a @\u200db x@y")) == neutralise_mentions("@a @\u200db x@y")
+    assert "@\u200b" in neutralise_mentions("@\u200bkept")  # another joiner counts as done
+
+
+def test_a_huge_report_fits_and_keeps_every_total(tmp_path, gh, env):
+    configs = []
+    for i in range(120):
+        base = stats(4108970000 + i, 25557032, 11114000)
+        head = stats(7831658000 + i * 1000000, 44549160, 16232000)
+        for m in range(60):
+            base["modules"][f"layer{m}"] = head["modules"][f"layer{m}"] = {
+                "flops": 1000 + m, "params": m, "activations": m, "called": True}
+            head["modules"][f"layer{m}"] = {"flops": 2000 + m, "params": m, "activations": m, "called": True}
+        configs.append(entry(f"configs/family{i:03d}/model{i:03d}_8xb32_in1k.py", base, head))
+    assert comment(tmp_path, report(configs)) == 0
+    body = gh.comments[7][0]["body"]
+    assert len(body) <= 65536 and body.startswith(marker("default", HEAD))
+    assert all(f"model{i:03d}_8xb32_in1k.py" in body for i in range(120))
+
+
+def test_missing_token_or_repository_is_a_clear_line(tmp_path, gh, env, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert comment(tmp_path, resnet_report(), "--fail-on-comment-error") == 1
+    monkeypatch.setenv("GITHUB_TOKEN", "user-token")
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    assert comment(tmp_path, resnet_report(), "--fail-on-comment-error") == 1
+    err = capsys.readouterr().err
+    assert "no GitHub token" in err and "GITHUB_REPOSITORY" in err and "Traceback" not in err
+
+
+def test_an_invalid_report_is_refused_before_any_request(tmp_path, gh, env, capsys):
+    bad = resnet_report()
+    bad["configs"][0]["status"] = "pwned"
+    assert comment(tmp_path, bad) == 2
+    assert gh.requests == []
+    err = capsys.readouterr().err
+    assert "report-0.json" in err and "status" in err
+
+
+def test_comment_never_imports_model_code(tmp_path, gh, env):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(resnet_report()))
+    code = ("import sys\nfrom mcx_review import cli\nrc = cli.main(['comment', sys.argv[1]])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'mmengine', 'mmcv', 'mmcls', 'mmpretrain', 'fvcore', 'numpy')"
+            " or m in ('mcx_review.analysis', 'mcx_review.worker', 'mcx_review.review'))\n"
+            "print(rc, heavy)\n")
+    out = subprocess.run([PY, "-c", code, str(path)], capture_output=True, text=True, env=os.environ.copy(),
+                         timeout=120)
+    assert out.stdout.strip() == "0 []", out.stderr
+    assert len(ours(gh)) == 1
+
+
+# -- Actions plumbing ------------------------------------------------------------------------------
+
+def test_outputs_are_multiline_safe(tmp_path):
+    out = tmp_path / "output"
+    assert github_env.set_outputs({"report-markdown": "line 1\nchanged=false\nline 3", "changed": "true"},
+                                  {"GITHUB_OUTPUT": str(out)})
+    assert parse_outputs(out.read_text()) == {"report-markdown": "line 1\nchanged=false\nline 3",
+                                              "changed": "true"}
+    assert not github_env.set_outputs({"x": "y"}, {})
+
+
+def parse_outputs(text: str) -> Dict[str, str]:
+    """Read `$GITHUB_OUTPUT` the way the runner does (name=value and name<<DELIM blocks)."""
+    values: Dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delim = line.split("<<", 1)
+            end = lines.index(delim, i + 1)
+            values[name] = "\n".join(lines[i + 1:end])
+            i = end + 1
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+            i += 1
+        else:
+            i += 1
+    return values
+
+
+def test_events_give_the_pr_and_its_head():
+    pr = {"pull_request": {"number": 7, "head": {"sha": HEAD}}, "number": 7}
+    assert (github_env.pr_number(pr), github_env.head_sha(pr)) == (7, HEAD)
+    fork_run = {"workflow_run": {"head_sha": NEWER, "pull_requests": []}}
+    assert (github_env.pr_number(fork_run), github_env.head_sha(fork_run)) == (None, NEWER)
+    same_repo_run = {"workflow_run": {"head_sha": NEWER, "pull_requests": [{"number": 3}]}}
+    assert github_env.pr_number(same_repo_run) == 3
+    assert github_env.pr_number({"issue": {"number": 5}}) is None  # an issue, not a PR
+    assert github_env.pr_number({"pull_request": {"number": "7; rm -rf /"}}) is None
+
+
+def test_step_summary_is_appended_and_capped(tmp_path):
+    path = tmp_path / "summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(path)}
+    assert github_env.append_step_summary("# one", env) and github_env.append_step_summary("# two", env)
+    assert path.read_text() == "# one\n# two\n"
+    github_env.append_step_summary("x" * (2 << 20), env)
+    assert os.path.getsize(path) <= github_env.SUMMARY_LIMIT
+
+
+# -- the report validator ----------------------------------------------------------------------------
+
+def test_validator_accepts_reports_and_names_problems(tmp_path):
+    good = resnet_report()
+    assert validate(good) == []
+    assert validate(report([entry("configs/a.py", R50, R50, "unchanged") | {"pending": ["head"]}])
+                    | {"shard": [1, 2]}) == []
+    bad = json.loads(json.dumps(good))
+    bad["configs"][0]["head"]["flops"] = "7G"
+    bad["configs"][0]["evil"] = 1
+    bad["head"]["sha"] = "not-a-sha"
+    problems = validate(bad)
+    assert any("$.configs[0].head.flops: expected integer" in p for p in problems)
+    assert any("unexpected key 'evil'" in p for p in problems)
+    assert any("$.head.sha" in p for p in problems)
+    assert validate(good | {"schema": "mcx-review/2"}) != []
+    assert validate([good]) == ["$: expected object, got array"]
+
+
+def test_validator_enforces_size_and_strict_json(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(resnet_report()))
+    assert load_validated(path)["configs"][0]["status"] == "changed"
+    with pytest.raises(ReportError, match="over the 100-byte limit"):
+        load_validated(path, max_bytes=100)
+    with pytest.raises(ReportError, match="duplicate key"):
+        parse(b'{"schema": "mcx-review/1", "schema": "mcx-review/1"}', "dup.json")
+    with pytest.raises(ReportError, match="NaN"):
+        parse(b'{"x": NaN}', "nan.json")
+    with pytest.raises(ReportError, match="nested too deeply"):
+        parse(b"[" * 100000 + b"]" * 100000, "deep.json", max_bytes=1 << 20)
+    with pytest.raises(ReportError, match="missing.json: cannot read"):
+        load_validated(tmp_path / "missing.json")
