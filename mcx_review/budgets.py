@@ -27,7 +27,6 @@ Numbers are the report's exact ints, compared with exact fractions (no float rou
 from __future__ import annotations
 
 import copy
-from fractions import Fraction
 from typing import Any, Dict, List, Optional
 
 from mcx_review.settings import Budget, Settings
@@ -115,23 +114,16 @@ def budget_level(report: Dict[str, Any]) -> Optional[str]:
     return "fail" if "fail" in levels else "warn" if levels else None
 
 
-def _count(n: "int | Fraction") -> str:
-    """fvcore-style: 25.557M, 4.109G."""
-    n = float(n)
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{round(n / scale, 3):g}{unit}"
-    return f"{n:g}"
-
-
 def describe_breach(breach: Dict[str, Any]) -> str:
     """One line for logs and renderers, e.g. ``[fail] flops growth ≤ 5%: 4.109G -> 7.832G (+90.6%)``."""
+    from mcx_review.units import format_count, format_percent
+
     value, base = breach["value"], breach.get("base")
     if base is not None:
-        pct = f" ({(value - base) / base * 100:+.1f}%)" if base else ""
-        numbers = f"{_count(base)} -> {_count(value)}{pct}"
+        pct = f" ({format_percent(value - base, base)})" if base and value != base else ""
+        numbers = f"{format_count(base)} -> {format_count(value)}{pct}"
     else:
-        numbers = _count(value)
+        numbers = format_count(value)
     text = f"[{breach['level']}] {breach['rule']}: {numbers}"
     if breach.get("limit") and breach["limit"].lstrip("+-") not in breach["rule"]:
         text += f" (limit {breach['limit']})"
