@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser, with_report: bool = True) -> 
                     help="find the open PR whose head is SHA through the API (fork-safe workflow_run)")
     g.add_argument("--token", help="GitHub token (default $GITHUB_TOKEN)")
     g.add_argument("--api-url", help="API root (default $GITHUB_API_URL, else https://api.github.com)")
-    g.add_argument("--tag", default="default", help="one comment per tag, for several jobs on one PR")
-    g.add_argument("--behavior", choices=BEHAVIORS, default="update",
+    g.add_argument("--tag", default=None, help="one comment per tag, for several jobs on one PR (default: "
+                   "the settings' comment.tag, else 'default')")
+    g.add_argument("--behavior", choices=BEHAVIORS, default=None,
                    help="update the comment in place (default), add a new one, or delete and re-add")
     g.add_argument("--head-sha", metavar="SHA", help="the PR head this report is for (default: from the "
                    "event; a pull_request checkout is a merge commit, so not $GITHUB_SHA)")
@@ -79,7 +80,8 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
         outcome = post(report, repo_name=getattr(args, "repo_name", None) or github_env.repository(env) or "",
                        pr_number=pr_number, token=getattr(args, "token", None) or env.get("GITHUB_TOKEN", ""),
                        api_url=getattr(args, "api_url", None) or github_env.api_url(env),
-                       tag=getattr(args, "tag", None) or "default", behavior=getattr(args, "behavior", "update"),
+                       tag=getattr(args, "tag", None) or _setting(args, "tag") or "default",
+                       behavior=getattr(args, "behavior", None) or _setting(args, "behavior") or "update",
                        head_sha=head_sha, pr_from_sha=pr_from_sha, log=say)
     except CommentError as exc:
         log(f"could not post the PR comment: {exc}")
@@ -88,6 +90,20 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
         return 1 if getattr(args, "fail_on_comment_error", False) else 0
     say(_describe(outcome))
     return 0
+
+
+def _setting(args: argparse.Namespace, key: str) -> Optional[str]:
+    """``comment.<key>`` from the settings file the review was given (``--config``), if any."""
+    path = getattr(args, "settings", None)
+    if not path:
+        return None
+    try:
+        from mcx_review.settings import load_settings
+
+        value = getattr(load_settings(Path(path)).comment, key, None)
+    except Exception:  # noqa: BLE001 - the review already reported a bad settings file
+        return None
+    return str(value) if value else None
 
 
 def _describe(o: Outcome) -> str:

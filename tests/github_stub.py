@@ -243,3 +243,24 @@ class GitHubStub:
                 "url": f"{self.url}/repos/{self.repo}/issues/comments/{c['id']}",
                 "html_url": f"https://github.com/{self.repo}/pull/{n}#issuecomment-{c['id']}",
                 "issue_url": f"{self.url}/repos/{self.repo}/issues/{n}"}
+
+
+def parse_outputs(text: str) -> Dict[str, str]:
+    """Read a `$GITHUB_OUTPUT` file the way the runner does (``name=value`` and heredoc blocks)."""
+    values: Dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delim = line.split("<<", 1)
+            end = lines.index(delim, i + 1)
+            values[name] = "\n".join(lines[i + 1:end])
+            i = end + 1
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+            i += 1
+        else:
+            i += 1
+    return values

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from github_stub import BOT, GitHubStub
+from github_stub import BOT, GitHubStub, parse_outputs
 from mcx_review import cli, github_env
 from mcx_review.github_comment import marker, neutralise_mentions, parse_marker
 from mcx_review.report_validate import ReportError, load_validated, parse, validate
@@ -339,27 +339,6 @@ def test_outputs_are_multiline_safe(tmp_path):
     assert parse_outputs(out.read_text()) == {"report-markdown": "line 1\nchanged=false\nline 3",
                                               "changed": "true"}
     assert not github_env.set_outputs({"x": "y"}, {})
-
-
-def parse_outputs(text: str) -> Dict[str, str]:
-    """Read `$GITHUB_OUTPUT` the way the runner does (name=value and name<<DELIM blocks)."""
-    values: Dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delim = line.split("<<", 1)
-            end = lines.index(delim, i + 1)
-            values[name] = "\n".join(lines[i + 1:end])
-            i = end + 1
-        elif "=" in line:
-            name, value = line.split("=", 1)
-            values[name] = value
-            i += 1
-        else:
-            i += 1
-    return values
 
 
 def test_events_give_the_pr_and_its_head():

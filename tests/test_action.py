@@ -1,0 +1,331 @@
+"""action.yml and action/comment/action.yml run as a runner would: inputs and contexts substituted
+into each step's env, one `$GITHUB_OUTPUT` file per step, a real event JSON, the GitHub API
+stand-in as `GITHUB_API_URL`, bash. `uses:` steps (setup-python, cache) are skipped.
+
+The install steps really run pip, offline (``PIP_NO_INDEX``): a throw-away venv sees the project
+venv's site-packages through a .pth file, so torch & co are "already satisfied" and mcx-review is
+built from a copy of this tree (``PIP_NO_BUILD_ISOLATION=0`` uses the installed setuptools).
+The project venv is never written to. The example workflows are checked against the actions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import pytest
+import yaml
+
+from github_stub import GitHubStub, parse_outputs
+from mcx_review.github_comment import parse_marker
+from mcx_review.report_validate import load_validated
+from repos import ConfigRepo
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "octo/models"
+EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+# -- a tiny runner ---------------------------------------------------------------------------------
+
+def evaluate(expr: str, ctx: Mapping[str, Any]) -> str:
+    """The expressions our actions use: context paths, 'literals', and `a || b`."""
+    for part in (p.strip() for p in expr.split("||")):
+        if part.startswith("'") and part.endswith("'"):
+            value: Any = part[1:-1]
+        elif re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+)*", part):
+            value = ctx
+            for key in part.split("."):
+                value = value.get(key, "") if isinstance(value, dict) else ""
+        else:
+            raise AssertionError(f"the test runner does not understand ${{{{ {expr} }}}}")
+        if value not in ("", None):
+            return str(value)
+    return ""
+
+
+def substitute(text: Any, ctx: Mapping[str, Any]) -> str:
+    return EXPR.sub(lambda m: evaluate(m.group(1), ctx), str(text))
+
+
+def load_action(path: Path) -> Dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def run_action(path: Path, inputs: Mapping[str, str], env: Mapping[str, str], workspace: Path,
+               github: Mapping[str, Any]) -> Tuple[int, Dict[str, str], str]:
+    """Run a composite action's steps; (exit code of the first failing step or 0, outputs, log)."""
+    action = load_action(path)
+    given = {k: v for k, v in inputs.items()}
+    unknown = set(given) - set(action["inputs"])
+    assert not unknown, f"inputs not declared in {path}: {unknown}"
+    ctx: Dict[str, Any] = {"github": {**github, "action_path": str(path.parent)},
+                           "runner": {"os": "Linux", "temp": env["RUNNER_TEMP"]}, "steps": {}}
+    ctx["inputs"] = {name: given.get(name, substitute(spec.get("default", ""), ctx))
+                     for name, spec in action["inputs"].items()}
+    log: List[str] = []
+    code = 0
+    for i, step in enumerate(action["runs"]["steps"]):
+        if "uses" in step:
+            log.append(f"skip uses: {step['uses']}")
+            continue
+        assert "if" not in step, "run steps keep their conditions in bash (the runner here has no if:)"
+        out_file = Path(env["RUNNER_TEMP"]) / f"output-{i}"
+        out_file.write_text("")
+        step_env = {**env, "GITHUB_OUTPUT": str(out_file), "GITHUB_ACTION_PATH": str(path.parent)}
+        step_env.update({k: substitute(v, ctx) for k, v in (step.get("env") or {}).items()})
+        cwd = workspace / substitute(step.get("working-directory", "."), ctx)
+        script = Path(env["RUNNER_TEMP"]) / f"step-{i}.sh"
+        script.write_text(substitute(step["run"], ctx))
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=cwd,
+                              env=step_env, capture_output=True, text=True, timeout=900)
+        log.append(f"== {step.get('name')} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        if "id" in step:
+            ctx["steps"][step["id"]] = {"outputs": parse_outputs(out_file.read_text())}
+        if proc.returncode:
+            code = proc.returncode
+            break
+    outputs = {name: substitute(spec.get("value", ""), ctx) for name, spec in (action.get("outputs") or {}).items()}
+    return code, outputs, "\n".join(log)
+
+
+# -- fixtures ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def action_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This tree as the runner checks the action out (only what pip and the steps need)."""
+    dest = tmp_path_factory.mktemp("action") / "mcx-review"
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md", "action.yml", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "mcx_review", dest / "mcx_review", ignore=ignore)
+    shutil.copytree(ROOT / "action", dest / "action", ignore=ignore)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv whose `python` sees the project venv's packages (read-only) through a .pth."""
+    root = tmp_path_factory.mktemp("venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    purelib = Path(subprocess.run([str(root / "bin" / "python"), "-c",
+                                   "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    (purelib / "project-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return root
+
+
+def runner_env(tmp: Path, venv: Path, gh: GitHubStub, event: Dict[str, Any]) -> Dict[str, str]:
+    temp = tmp / "runner-temp"
+    temp.mkdir(exist_ok=True)
+    (tmp / "event.json").write_text(json.dumps(event))
+    keep = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME")}
+    return {**keep, "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "CI": "true",
+            "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": gh.url,
+            "GITHUB_EVENT_PATH": str(tmp / "event.json"), "GITHUB_STEP_SUMMARY": str(tmp / "summary.md"),
+            "GITHUB_WORKSPACE": str(tmp / "ws"), "RUNNER_TEMP": str(temp), "RUNNER_OS": "Linux",
+            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "MCX_REVIEW_GITHUB_BACKOFF": "0.01", "MCX_REVIEW_GITHUB_WRITE_PAUSE": "0"}
+
+
+def shipped_report(head_sha: str) -> Dict[str, Any]:
+    def stats(flops: int, params: int) -> Dict[str, Any]:
+        return {"input_shape": [3, 224, 224], "forward": "extract_feat", "flops": flops, "params": params,
+                "activations": 11114000, "unsupported_ops": {}, "uncalled_modules": [],
+                "modules": {"backbone": {"flops": flops, "params": params - 2049000, "activations": 11114000,
+                                         "called": True},
+                            "head": {"flops": 0, "params": 2049000, "activations": 0, "called": False}}}
+    base, head = stats(4108970000, 25557032), stats(7831658000, 44549160)
+    return {"schema": "mcx-review/1", "tool": {"mcx-review": "0.1.0"},
+            "base": {"rev": "main", "sha": "1" * 40}, "head": {"rev": "HEAD", "sha": head_sha, "kind": "commit"},
+            "shape": None,
+            "configs": [{"path": "configs/resnet/resnet50_8xb32_in1k.py", "old_path": None, "status": "changed",
+                         "reasons": ["changed"], "base": base, "head": head,
+                         "delta": {m: head[m] - base[m] for m in ("flops", "params", "activations")},
+                         "errors": [], "warnings": [], "budgets": []}]}
+
+
+# -- the full action ----------------------------------------------------------------------------------
+
+def test_action_reviews_comments_and_sets_outputs(tmp_path, action_copy, venv):
+    repo = ConfigRepo(tmp_path / "ws", pkg="mmcls")
+    base_sha = repo.repo.head.commit.hexsha
+    repo.branch("deeper")
+    repo.edit("configs/resnet/resnet18_8xb32_in1k.py", "model = dict(backbone=dict(depth=34))")
+    head_sha = repo.commit("resnet18 -> 34 layers")
+    # what a pull_request checkout holds: a merge commit, not the PR head
+    repo.checkout("main")
+    repo.repo.git.merge("--no-ff", "-m", "Merge deeper into main", "deeper")
+    event = {"action": "synchronize", "number": 7,
+             "pull_request": {"number": 7, "head": {"sha": head_sha}, "base": {"sha": base_sha}}}
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - metric: flops\n    limit: '+5%'\n    level: fail\n")
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(7, head_sha)
+        env = runner_env(tmp_path, venv, gh, event)
+        inputs = {"requirements": "mmcls==1.0.0rc6", "configs": "configs/resnet/*.py", "token": "user-token",
+                  "cache-dir": str(tmp_path / "cache"), "python-version": "3.11"}
+        github = {"token": "actions-token", "sha": repo.repo.head.commit.hexsha, "workspace": str(tmp_path / "ws")}
+        code, outputs, log = run_action(action_copy / "action.yml", inputs, env, tmp_path / "ws", github)
+        assert code == 0, log
+        assert outputs["changed"] == "true" and outputs["budget-exceeded"] == "false", log
+        assert outputs["exit-code"] == "0"
+        report = load_validated(outputs["report-json"])
+        assert [c["path"] for c in report["configs"] if c["status"] != "unchanged"] == \
+            ["configs/resnet/resnet18_8xb32_in1k.py"], log
+        assert report["head"]["sha"] == head_sha  # the PR head, not the merge commit
+        md = Path(outputs["report-markdown"]).read_text()
+        assert "resnet18_8xb32_in1k.py" in md and md.strip() in (tmp_path / "summary.md").read_text()
+        [posted] = [c["body"] for c in gh.comments[7]]
+        assert parse_marker(posted) == ("default", head_sha)
+        assert md.strip()[:200].replace("@", "") in posted.replace("@\u200d", "")
+
+        # Again with a fail-level budget: the comment is still updated, then the action fails.
+        inputs["settings"] = str(budgets)
+        code, outputs, log = run_action(action_copy / "action.yml", inputs, env, tmp_path / "ws", github)
+        assert code == 1, log
+        assert outputs["budget-exceeded"] == "true" and outputs["exit-code"] == "1", log
+        assert len(gh.comments[7]) == 1 and gh.comments[7][0]["body"] != posted
+        assert [m for m, _ in gh.writes()] == ["POST", "PATCH"]
+
+
+def test_action_with_comment_off_and_a_git_error(tmp_path, action_copy, venv):
+    repo = ConfigRepo(tmp_path / "ws", pkg=None)
+    repo.write("configs/a.py", "x = 1\n")
+    repo.commit("one")
+    with GitHubStub(REPO) as gh:
+        env = runner_env(tmp_path, venv, gh, {"before": "0" * 40})
+        code, outputs, log = run_action(action_copy / "action.yml",
+                                        {"base": "no-such-branch", "comment": "false", "torch": ""},
+                                        env, tmp_path / "ws", {"token": "user-token"})
+        assert code == 2, log
+        assert outputs["exit-code"] == "2" and outputs["report-json"] == ""
+        assert "no report to post" in log or "commenting is off" in log
+        assert gh.requests == []
+
+
+# -- the comment-only sub-action (workflow_run side of the fork-safe pair) --------------------------
+
+def test_comment_action_finds_the_fork_pr_by_sha_and_refuses_bad_artifacts(tmp_path, action_copy, venv):
+    fork_head = "f" * 40
+    event = {"workflow_run": {"event": "pull_request", "head_sha": fork_head, "pull_requests": [],
+                              "head_repository": {"full_name": "someone/models"}}}
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(3, "3" * 40)
+        gh.add_pull(8, fork_head, head_repo="someone/models")
+        env = runner_env(tmp_path, venv, gh, event)
+        (tmp_path / "ws").mkdir()
+        good = tmp_path / "artifact" / "report.json"
+        good.parent.mkdir()
+        good.write_text(json.dumps(shipped_report(fork_head)))
+        inputs = {"report": str(good), "pr-from-sha": fork_head, "token": "actions-token"}
+        action = action_copy / "action" / "comment" / "action.yml"
+        code, _, log = run_action(action, inputs, env, tmp_path / "ws", {"token": "x"})
+        assert code == 0, log
+        assert [parse_marker(b) for b in gh.bodies(8)] == [("default", fork_head)] and gh.bodies(3) == []
+        assert "torch" not in subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--local"],
+                                             capture_output=True, text=True).stdout
+
+        tampered = shipped_report(fork_head)
+        tampered["configs"][0]["path"] = "x" * 5000
+        bad = tmp_path / "artifact" / "tampered.json"
+        bad.write_text(json.dumps(tampered))
+        gh.requests.clear()
+        code, _, log = run_action(action, {**inputs, "report": str(bad)}, env, tmp_path / "ws", {"token": "x"})
+        assert code == 1 and "tampered.json" in log and "longer than 1000" in log, log
+        assert gh.requests == []
+
+        big = tmp_path / "artifact" / "big.json"
+        big.write_text(json.dumps(shipped_report(fork_head)) + " " * 2000)
+        code, _, log = run_action(action, {**inputs, "report": str(big), "max-bytes": "1000"}, env,
+                                  tmp_path / "ws", {"token": "x"})
+        assert code == 1 and "limit" in log and gh.requests == [], log
+
+
+# -- the example workflows ----------------------------------------------------------------------------
+
+ACTIONS = {"mcx-review/mcx-review": ROOT / "action.yml",
+           "mcx-review/mcx-review/action/comment": ROOT / "action" / "comment" / "action.yml"}
+
+
+def workflows() -> Dict[str, Dict[str, Any]]:
+    return {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "action" / "workflows").glob("*.yml"))}
+
+
+def our_steps(wf: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
+    found = []
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            uses = step.get("uses", "")
+            if uses.split("@")[0] in ACTIONS:
+                found.append((uses.split("@")[0], step))
+    return found
+
+
+def test_workflows_use_only_inputs_that_exist():
+    flows = workflows()
+    assert set(flows) >= {"mcx-review.yml", "mcx-review-pr.yml", "mcx-review-comment.yml",
+                          "mcx-review-sharded.yml"}
+    for name, wf in flows.items():
+        steps = our_steps(wf)
+        assert steps, f"{name} uses no mcx-review action"
+        for action, step in steps:
+            declared = load_action(ACTIONS[action])["inputs"]
+            assert set(step.get("with", {})) <= set(declared), (name, set(step["with"]) - set(declared))
+            required = {k for k, v in declared.items() if v.get("required")}
+            assert required <= set(step.get("with", {})), (name, required)
+
+
+def test_actions_reference_only_declared_inputs_and_step_outputs():
+    for path in ACTIONS.values():
+        text = path.read_text()
+        action = load_action(path)
+        assert set(re.findall(r"inputs\.([\w-]+)", text)) <= set(action["inputs"]), path
+        ids = {s.get("id") for s in action["runs"]["steps"]}
+        assert {m for m in re.findall(r"steps\.([\w-]+)\.outputs", text)} <= ids, path
+        for step in action["runs"]["steps"]:
+            if "run" in step:
+                assert "${{" not in step["run"], f"{path}: a run script interpolates an expression"
+
+
+def test_the_fork_safe_pair_keeps_the_write_token_away_from_pr_code():
+    flows = workflows()
+    simple, compute, post = flows["mcx-review.yml"], flows["mcx-review-pr.yml"], flows["mcx-review-comment.yml"]
+    assert "same-repository prs only" in (ROOT / "action" / "workflows" / "mcx-review.yml").read_text().lower()
+    assert simple[True]["pull_request"] is not None or "pull_request" in simple[True]
+    # compute: pull_request, read-only, full history, no comment, uploads the JSON
+    assert "pull_request" in compute[True] and compute["permissions"] == {"contents": "read"}
+    (job,) = compute["jobs"].values()
+    assert "permissions" not in job
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
+    [(_, review)] = our_steps(compute)
+    assert review["with"]["comment"] == "false"
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in job["steps"])
+    # post: workflow_run, writes only there, PR from the run's head SHA, never checks out PR code
+    assert post[True]["workflow_run"]["workflows"] == [compute["name"]]
+    assert "concurrency" in post
+    (job,) = post["jobs"].values()
+    assert job["permissions"]["pull-requests"] == "write"
+    assert post["permissions"] == {"contents": "read"}
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in job["steps"])
+    [(_, comment)] = our_steps(post)
+    assert comment["with"]["pr-from-sha"] == "${{ github.event.workflow_run.head_sha }}"
+    assert "pr" not in comment["with"]
+
+
+def test_the_sharded_example_merges_into_one_comment():
+    wf = workflows()["mcx-review-sharded.yml"]
+    shards = wf["jobs"]["shard"]
+    n = len(shards["strategy"]["matrix"]["shard"])
+    [(_, review)] = our_steps({"jobs": {"shard": shards}})
+    assert review["with"]["args"] == f"--shard ${{{{ matrix.shard }}}}/{n}" and review["with"]["comment"] == "false"
+    [(_, comment)] = our_steps({"jobs": {"comment": wf["jobs"]["comment"]}})
+    assert comment["with"]["merge"] and wf["jobs"]["comment"]["needs"] == "shard"
