@@ -394,3 +394,24 @@ def test_validator_enforces_size_and_strict_json(tmp_path):
         parse(b"[" * 100000 + b"]" * 100000, "deep.json", max_bytes=1 << 20)
     with pytest.raises(ReportError, match="missing.json: cannot read"):
         load_validated(tmp_path / "missing.json")
+
+
+def test_review_comment_flag_posts_from_a_real_review(tmp_path, gh, env, capsys):
+    from repos import ConfigRepo
+
+    repo = ConfigRepo(tmp_path / "ws", pkg=None)
+    repo.write("configs/_base_/note.txt", "configs live here\n")
+    base = repo.commit("start")
+    repo.branch("docs")
+    repo.write("README.md", "docs only\n")
+    head = repo.commit("docs only")
+    gh.pulls[7]["head_sha"] = head
+    args = ["review", "--repo", str(repo.root), "--base", base, "--head", head, "--format", "json",
+            "--comment", "--pr", "7", "--head-sha", head]
+    assert cli.main(args) == 0
+    assert gh.comments[7] == [], "no configs touched and no earlier comment: nothing posted"
+    gh.add_comment(7, "reviewer-bot", marker("default", base) + "\nold numbers")
+    assert cli.main(args) == 0
+    [body] = gh.bodies(7)
+    assert parse_marker(body) == ("default", head) and "old numbers" not in body
+    assert json.loads(capsys.readouterr().out.split("\n}\n")[0] + "\n}")["configs"] == []
