@@ -1,0 +1,219 @@
+"""The report as a terminal table (rich, recorded to a string). Pure apart from rich's rendering.
+
+Same content as the Markdown: SHAs on top, a headline, one row per config that is not unchanged
+(input, FLOPs, params, activations as ``base → head`` over the signed delta), unchanged configs in
+one line, then errors, budget breaches, ops fvcore did not count and warnings. Text from the
+repository is cleaned of control characters (a path cannot smuggle terminal escapes) and never
+read as rich markup.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any, Dict, List, Optional
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_lines, fails,
+                                        flops_change_text, forwards, indirect_reasons, largest_flops_change,
+                                        reason_parts, short, short_sha, side_has_error, split_configs,
+                                        uncalled_by_side, unsupported_ops, warnings_by_message, warns)
+from mcx_review.units import ARROW, format_count, format_delta, format_shape, format_shapes
+
+__all__ = ["render_text", "clean"]
+
+MAX_MESSAGE = 500
+
+
+def clean(text: Any) -> str:
+    """One printable line: newlines become ``↵``, other control characters (ESC...) a space."""
+    out = []
+    for ch in str(text):
+        if ch == "\n":
+            out.append(" \u21b5 ")
+        elif ch == "\r":
+            continue
+        elif ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 or 0x202a <= ord(ch) <= 0x202e or 0x2066 <= ord(ch) <= 0x2069:
+            out.append(" ")
+        else:
+            out.append(ch)
+    line = "".join(out)
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE] + " \u2026"
+
+
+def _pair(base: Optional[int], head: Optional[int]) -> str:
+    if base is None or head is None or base == head:
+        return format_count(head if base is None else base)  # type: ignore[arg-type]
+    return f"{format_count(base)} {ARROW} {format_count(head)}\n{format_delta(base, head)}"
+
+
+def _number(entry: Dict[str, Any], metric: str) -> Text:
+    text = Text(cell(entry, metric, format_count, _pair))
+    first, _, second = text.plain.partition("\n")
+    if second:  # the delta line: growth red, shrinkage green
+        text.stylize("red" if second.startswith("+") else "green", len(first) + 1)
+    if "\u2717" in text.plain:
+        text.stylize("bold red")
+    return text
+
+
+def wrap_path(path: str, width: int) -> str:
+    """Break a long path after ``/``, ``_`` or ``-`` so it wraps where a reader expects (rich would
+    cut it anywhere: a path has no spaces)."""
+    if len(path) <= width or width < 8:
+        return path
+    tokens, cur = [], ""
+    for ch in path:
+        cur += ch
+        if ch in "/_-":
+            tokens.append(cur)
+            cur = ""
+    if cur:
+        tokens.append(cur)
+    lines, line = [], ""
+    for tok in tokens:
+        while len(tok) > width:  # no separator for too long: cut
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(tok[:width])
+            tok = tok[width:]
+        if len(line) + len(tok) > width:
+            lines.append(line)
+            line = ""
+        line += tok
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
+    mark = "\u2717 " if fails(entry) else "! " if warns(entry) else ""
+    text = Text(mark, style="bold red" if fails(entry) else "yellow")
+    text.append(wrap_path(clean(short(entry["path"], prefix)), width - len(mark)), style="bold")
+    notes: List[str] = []
+    if entry.get("old_path"):
+        notes.append("renamed from\n" + wrap_path(clean(short(entry["old_path"], prefix)), width))
+    if entry.get("status") in ("added", "removed"):
+        notes.append(str(entry["status"]))
+    if side_has_error(entry, "head"):
+        notes.append("fails at head")
+    elif side_has_error(entry, "base"):
+        notes.append("broken at base, fixed here")
+    if entry.get("pending"):
+        notes.append("pending: " + " and ".join(entry["pending"]))
+    if "tensor" in forwards(entry):
+        notes.append("forward(mode='tensor')")
+    reasons = indirect_reasons(entry)
+    if reasons:
+        word, target = reason_parts(reasons[0])
+        more = f" +{len(reasons) - 1} more" if len(reasons) > 1 else ""
+        notes.append(clean(word) + ("\n" + wrap_path(clean(short(target, prefix)), width) if target else "") + more)
+    if notes:
+        text.append("\n" + " \u00b7 ".join(notes), style="dim")
+    return text
+
+
+def _table(shown: List[Dict[str, Any]], prefix: str, width: int) -> Table:
+    rows = [(Text(cell(e, "input_shape", format_shape, format_shapes)), [_number(e, m) for m in METRICS])
+            for e in shown]
+    widths = [max([len(name)] + [max(len(line) for line in (r[0] if i == 0 else r[1][i - 1]).plain.split("\n"))
+                                 for r in rows])
+              for i, name in enumerate(("input", "FLOPs", "params", "activations"))]
+    config_width = max(20, width - sum(widths) - 3 * 4)  # 3: padding, rule, padding between columns
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    table.add_column("config", overflow="fold", max_width=config_width)
+    table.add_column("input", no_wrap=True)
+    for name in ("FLOPs", "params", "activations"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for entry, (shape, numbers) in zip(shown, rows):
+        table.add_row(_config(entry, prefix, config_width), shape, *numbers)
+    return table
+
+
+def _headline(shown: List[Dict[str, Any]], unchanged: List[Dict[str, Any]]) -> Text:
+    text = Text(count_summary(shown) or "no change", style="bold")
+    top = largest_flops_change(shown)
+    if top is not None:
+        text.append(f" \u00b7 largest FLOPs change {flops_change_text(top)} ({clean(top['path'].rsplit('/', 1)[-1])})")
+    failing = sum(1 for c in shown if fails(c))
+    if failing:
+        text.append(f" \u00b7 {failing} failing", style="bold red")
+    return text
+
+
+def _revisions(report: Dict[str, Any]) -> Text:
+    base, head = report.get("base") or {}, report.get("head") or {}
+    kind = head.get("kind", "commit")
+    base_text = f"base {short_sha(base)}" + (f" ({clean(base['rev'])})" if base.get("rev") else "")
+    if kind == "commit":
+        head_text = f"head {short_sha(head)}" + (f" ({clean(head['rev'])})" if head.get("rev") else "")
+    else:
+        head_text = f"head {'the index' if kind == 'index' else 'the working tree'} on {short_sha(head)}"
+    shape = report.get("shape")
+    note = f" \u00b7 input forced to {format_shape(shape)}" if shape else ""
+    return Text(f"mcx-review \u00b7 {base_text} {ARROW} {head_text}{note}", style="dim")
+
+
+def _section(console: Console, title: str, lines: List[Text]) -> None:
+    if lines:
+        console.print(Text(title, style="bold"))
+        for line in lines:
+            console.print(Text("  ").append_text(line))
+
+
+def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]:
+    out: Dict[str, List[Text]] = {"errors": [], "budgets": [], "not counted": [], "warnings": []}
+    for c in shown:  # an unchanged config's ops are not this change's
+        name = clean(short(c["path"], prefix))
+        for e in c.get("errors") or []:
+            side = e.get("side")
+            label = "fails at head" if side == "head" else "failed at base (fixed by the change)"
+            out["errors"].append(Text(f"{name}: {label}: ", style="red" if side == "head" else "")
+                                 .append(clean(e.get("message", ""))))
+        for b in c.get("budgets") or []:
+            level = b.get("level", "warn")
+            value = format_count(int(b["value"]))
+            if b.get("base") is not None:
+                value = f"{format_count(int(b['base']))} {ARROW} {value}"
+            what = b.get("metric", "?") + (f" of {b['module']}" if b.get("module") else "")
+            line = Text(level.upper(), style="bold red" if level == "fail" else "yellow")
+            line.append(clean(f" {name}: {what} {value}, limit {b.get('limit', '?')} (rule {b.get('rule', '?')})"
+                              + (f": {b['message']}" if b.get("message") else "")))
+            out["budgets"].append(line)
+        ops = unsupported_ops(c)
+        if ops:
+            out["not counted"].append(Text(clean(f"{name}: " + ", ".join(f"{op} {n}" for op, n in ops))))
+        for side, mods in uncalled_by_side(c):
+            out["not counted"].append(Text(clean(f"{name}: modules never called ({side}): " + ", ".join(mods))))
+        for side, message in warnings_by_message(c):
+            out["warnings"].append(Text(clean(f"{name} ({side}): {message}")))
+    out["budgets"].sort(key=lambda t: not t.plain.startswith("FAIL"))
+    return out
+
+
+def render_text(report: Dict[str, Any], *, color: bool, width: int = 100) -> str:
+    """The report for a terminal; ``color=False`` gives plain text without any escape code."""
+    console = Console(file=io.StringIO(), record=True, width=width, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, emoji=False, markup=False,
+                      legacy_windows=False)
+    shown, unchanged = split_configs(report)
+    prefix = display_prefix(report.get("configs") or [])
+    console.print(_revisions(report))
+    if not shown and not unchanged:
+        console.print(Text("no config changes: no reviewed config is affected by this change", style="bold"))
+        return console.export_text(styles=color)
+    console.print(_headline(shown, unchanged))
+    if shown:
+        console.print(_table(shown, prefix, width))
+    if unchanged:
+        names = [clean(short(c["path"], prefix)) for c in unchanged]
+        listed = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
+        console.print(Text(f"{len(unchanged)} unchanged: {listed}", style="dim"))
+    for title, lines in _problems(shown, prefix).items():
+        _section(console, title, lines)
+    if prefix:
+        console.print(Text(f"paths under {clean(prefix)}", style="dim"))
+    return console.export_text(styles=color)
