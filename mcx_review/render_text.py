@@ -20,11 +20,12 @@ from mcx_review.render_markdown import (METRICS, cell, count_summary, display_pr
                                         flops_change_text, forwards, indirect_reasons, largest_flops_change,
                                         reason_parts, short, short_sha, side_has_error, split_configs,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)
-from mcx_review.units import ARROW, format_count, format_delta, format_shape, format_shapes
+from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
 
 __all__ = ["render_text", "clean"]
 
 MAX_MESSAGE = 500
+NARROW = 90  # below this many columns the table leaves no room for config names: one block each
 
 
 def clean(text: Any) -> str:
@@ -116,12 +117,29 @@ def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
     return text
 
 
+def _blocks(console: Console, shown: List[Dict[str, Any]], prefix: str, width: int) -> None:
+    """Narrow terminals: one block per config (its name, then one line per number)."""
+    for entry in shown:
+        console.print(_config(entry, prefix, width))
+        console.print(Text("  input       " + cell(entry, "input_shape", format_shape, format_shapes)))
+        for metric, name in zip(METRICS, ("FLOPs", "params", "activations")):
+            value = Text(cell(entry, metric, format_count, format_change))
+            if "(" in value.plain:  # the delta: growth red, shrinkage green
+                start = value.plain.index("(")
+                value.stylize("red" if value.plain[start + 1] == "+" else "green", start)
+            console.print(Text(f"  {name:<11} ").append_text(value))
+
+
+def _table_widths(rows: List[Any]) -> List[int]:
+    return [max([len(name)] + [max(len(line) for line in (r[0] if i == 0 else r[1][i - 1]).plain.split("\n"))
+                               for r in rows])
+            for i, name in enumerate(("input", "FLOPs", "params", "activations"))]
+
+
 def _table(shown: List[Dict[str, Any]], prefix: str, width: int) -> Table:
     rows = [(Text(cell(e, "input_shape", format_shape, format_shapes)), [_number(e, m) for m in METRICS])
             for e in shown]
-    widths = [max([len(name)] + [max(len(line) for line in (r[0] if i == 0 else r[1][i - 1]).plain.split("\n"))
-                                 for r in rows])
-              for i, name in enumerate(("input", "FLOPs", "params", "activations"))]
+    widths = _table_widths(rows)
     config_width = max(20, width - sum(widths) - 3 * 4)  # 3: padding, rule, padding between columns
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     table.add_column("config", overflow="fold", max_width=config_width)
@@ -206,8 +224,10 @@ def render_text(report: Dict[str, Any], *, color: bool, width: int = 100) -> str
         console.print(Text("no config changes: no reviewed config is affected by this change", style="bold"))
         return console.export_text(styles=color)
     console.print(_headline(shown, unchanged))
-    if shown:
+    if shown and width >= NARROW:
         console.print(_table(shown, prefix, width))
+    elif shown:
+        _blocks(console, shown, prefix, width)
     if unchanged:
         names = [clean(short(c["path"], prefix)) for c in unchanged]
         listed = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")

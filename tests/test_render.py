@@ -368,6 +368,14 @@ def test_text_hostile_and_empty():
     assert "no config changes" in empty and "\x1b" not in empty
 
 
+def test_text_narrow_terminal_keeps_config_names():
+    narrow = render_text(DEMO, color=False, width=60)
+    assert all(len(line) <= 60 for line in narrow.splitlines())
+    assert "convnext/convnext-tiny_32xb128_in1k.py\n  input       224\u00b2 \u2192 288\u00b2\n" \
+           "  FLOPs       4.47G \u2192 7.389G (+2.919G, +65.3%)\n  params      28.589M\n" in narrow
+    assert "\x1b[31m(+2.919G, +65.3%)" in render_text(DEMO, color=True, width=60)
+
+
 def test_wrap_path_breaks_at_separators():
     assert wrap_path("vision_transformer/vit-base-p16_pt-64xb64_in1k-224.py", 28).split("\n") == [
         "vision_transformer/vit-base-", "p16_pt-64xb64_in1k-224.py"]
