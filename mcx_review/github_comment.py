@@ -13,7 +13,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, TypeVar
 
 MAX_BODY = 65536  # GitHub's limit on a comment body, in characters
 BOT_LOGIN = "github-actions[bot]"  # who GITHUB_TOKEN writes as; its `GET /user` is refused
