@@ -160,3 +160,27 @@ def test_settings_are_frozen_and_hashable():
     with pytest.raises(AttributeError):
         s.shape = (1, 1)  # type: ignore[misc]
     assert hash(s) == hash(load_settings(None, text=EXAMPLE))
+
+
+def test_head_settings_shapes_drive_a_real_review(tmp_path):
+    """Per-config shapes from the head's .mcx-review.yaml reach the analysis, on both sides."""
+    import shutil
+
+    from mcx_review import review
+    from repos import ConfigRepo
+
+    files = ["resnet/resnet18_8xb32_in1k.py", "_base_/models/resnet18.py", "_base_/datasets/imagenet_bs32.py",
+             "_base_/schedules/imagenet_bs256.py", "_base_/default_runtime.py"]
+    r = ConfigRepo(tmp_path / "repo", pkg=None)
+    for rel in files:
+        (r.root / "configs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shipped("mmcls") / rel, r.root / "configs" / rel)
+    r.commit("ResNet-18")
+    r.branch("feature")
+    r.replace("configs/_base_/models/resnet18.py", "num_classes=1000", "num_classes=10")
+    r.write(".mcx-review.yaml", "shape: 224\nshapes:\n  'configs/resnet/**': [96, 128]\n")
+    r.commit("10 classes, small inputs")
+    report, _, _ = review.run_review(r.root, review.Options(base="main", head="feature", jobs=2, use_cache=False))
+    (entry,) = report["configs"]
+    assert entry["base"]["input_shape"] == entry["head"]["input_shape"] == [3, 96, 128]
+    assert entry["delta"]["params"] == 10 * 513 - 1000 * 513  # the head's Linear(512, classes)
