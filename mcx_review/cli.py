@@ -16,8 +16,31 @@ def log(message: str) -> None:
     print(f"mcx-review: {message}", file=sys.stderr, flush=True)
 
 
-def _shape(values: List[int]) -> Tuple[int, int]:
+def _shape(text: str) -> Tuple[int, int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape takes H or H W (integers), got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"--shape takes H or H W (positive integers), got {text!r}")
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def _join_shape(args: List[str]) -> List[str]:
+    """``--shape H [W]`` -> ``--shape=H,W``, so the optional W never swallows a FILE argument."""
+    out: List[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--shape" and i + 1 < len(args):
+            values = [args[i + 1]]
+            if i + 2 < len(args) and args[i + 2].isdigit():
+                values.append(args[i + 2])
+            out.append("--shape=" + ",".join(values))
+            i += 1 + len(values)
+            continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
 def _shard(text: str) -> Tuple[int, int]:
@@ -40,7 +63,7 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--staged", action="store_true", help="head is the index (what pre-commit checks)")
     g.add_argument("--worktree", action="store_true", help="head is the working tree")
     p.add_argument("--repo", type=Path, default=Path("."), help="repository (default: current directory)")
-    p.add_argument("--shape", type=int, nargs="+", metavar="H [W]",
+    p.add_argument("--shape", type=_shape, metavar="H [W]",
                    help="force the input size; default: what each config's test pipeline produces")
     p.add_argument("--format", choices=("text", "md", "json"), default=None, help="output format (default text)")
     p.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
@@ -99,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "review")
-    args = build_parser().parse_args(args_list)
+    args = build_parser().parse_args(_join_shape(args_list))
     try:
         if args.command == "demo":
             from mcx_review.demo import run_demo
@@ -134,12 +157,9 @@ def run_review_command(args: argparse.Namespace) -> int:
 
     kind = "index" if args.staged else "worktree" if args.worktree else "commit"
     base = args.base or ("HEAD" if kind != "commit" else "main")
-    if args.shape is not None and len(args.shape) not in (1, 2):
-        log("--shape takes H or H W")
-        return 2
     opts = review.Options(
         base=base, head=args.head, head_kind=kind, files=args.files,
-        shape=_shape(args.shape) if args.shape else None, timeout=args.timeout,
+        shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
         shard=args.shard, settings_path=args.settings)
     say = (lambda m: None) if args.quiet else log

@@ -25,8 +25,11 @@ def render(report: Report, fmt: str, color: bool = False) -> str:
     if fmt == "md":
         from mcx_review.render_markdown import render_markdown
         return render_markdown(report)
+    import shutil
+
     from mcx_review.render_text import render_text
-    return render_text(report, color=color)
+    width = shutil.get_terminal_size((100, 24)).columns if color else 100
+    return render_text(report, color=color, width=width)
 
 
 def emit(report: Report, fmt: Optional[str], path: Optional[Path]) -> None:

@@ -84,8 +84,9 @@ class Report(TypedDict, total=False):
 
 
 def dumps(report: Report) -> str:
-    """Stable text form: sorted keys, so equal reports are byte-identical."""
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Text form. Key order is the order reports are built in (deterministic), which keeps
+    modules in model order (backbone, neck, head)."""
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
 
 def load(path: "str | Path") -> Report:

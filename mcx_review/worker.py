@@ -136,9 +136,10 @@ def shape_spec(cfg: Any, shape: Optional[List[int]]) -> Dict[str, Any]:
     pipeline (equal specs give equal shapes, so no model needs building to compare them)."""
     if shape:
         return {"forced": list(shape)}
-    dataset = (cfg.get("test_dataloader") or {}).get("dataset") or {}
-    pipeline = dataset.get("pipeline") or cfg.get("test_pipeline")
-    return {"dataset": to_jsonable(dataset.get("type")), "pipeline": to_jsonable(pipeline)}
+    from mcx_review.input_shape import test_pipeline  # no torch: reads the config only
+
+    dataset, pipeline = test_pipeline(cfg)
+    return {"dataset": to_jsonable(dataset), "pipeline": to_jsonable(pipeline)}
 
 
 def resolve(job: Dict[str, Any]) -> Dict[str, Any]:
@@ -169,13 +170,8 @@ def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
         raise JobError(_network_hint(guard, before) or str(exc)) from exc
     except Exception as exc:  # noqa: BLE001
         raise JobError(_network_hint(guard, before) or f"analysis failed: {_short(exc)}") from exc
-    warnings = []
-    if stats.get("unsupported_ops"):
-        ops = ", ".join(f"{op} ×{n}" for op, n in sorted(stats["unsupported_ops"].items()))
-        warnings.append(f"fvcore could not count: {ops}")
-    if stats.get("uncalled_modules"):
-        warnings.append("modules never called: " + ", ".join(stats["uncalled_modules"]))
-    return {"stats": stats, "warnings": warnings}
+    # unsupported ops and uncalled modules travel in the stats themselves
+    return {"stats": stats, "warnings": []}
 
 
 def _network_hint(guard: NetworkGuard, before: int) -> Optional[str]:
