@@ -14,7 +14,7 @@ import importlib
 import inspect
 import re
 import sys
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Set, Tuple
 
 from mcx_review import fvcore_handles
 from mcx_review.input_shape import ShapeError, infer_input_shape, type_name

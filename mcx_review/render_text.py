@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_lines, fails,
+from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, fails,
                                         flops_change_text, forwards, indirect_reasons, largest_flops_change,
                                         reason_parts, short, short_sha, side_has_error, split_configs,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)

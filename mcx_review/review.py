@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -102,15 +101,11 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], setti
     code = sorted(p for p in changed_paths if is_code_change(p, _config_globs_prefixes(settings.configs)))
     if code:
         for side in SIDES:
-            index = impact.CodeIndex.build(trees[side])
             results = resolved.resolve_many(side, configs[side])
             for cfg in configs[side]:
-                r = results[cfg]
-                if not r.get("ok"):
+                if not results[cfg].get("ok"):
                     continue
-                used = index.files_for_types(r["types"], r.get("custom_imports", ()))
-                resolved.used_files[side][cfg] = used
-                hit = index.affected_by(used, set(code))
+                hit = resolved.index(side).affected_by(resolved.used(side, cfg), set(code))
                 if hit:
                     add(renamed_to.get(cfg, cfg) if side == "base" else cfg, f"uses code in {hit}")
 
@@ -155,13 +150,17 @@ class Resolver:
             self.stats.resolved += len(todo)
         return {p: self.results[side][p] for p in paths}
 
+    def index(self, side: str) -> Any:
+        """The side's registry/import index, built once (a static scan, no imports)."""
+        if side not in self.code_index:
+            self.code_index[side] = impact.CodeIndex.build(self.trees[side])
+        return self.code_index[side]
+
     def used(self, side: str, path: str) -> Set[str]:
+        """Repository files the config's model uses (part of its cache key)."""
         if path not in self.used_files[side]:
-            if side not in self.code_index:
-                self.code_index[side] = impact.CodeIndex.build(self.trees[side])
             r = self.results[side][path]
-            self.used_files[side][path] = self.code_index[side].files_for_types(
-                r["types"], r.get("custom_imports", ()))
+            self.used_files[side][path] = self.index(side).files_for_types(r["types"], r.get("custom_imports", ()))
         return self.used_files[side][path]
 
     def key(self, side: str, path: str) -> str:
@@ -343,6 +342,3 @@ def _report(revs: gitrev.Revisions, opts: Options, entries: List[ConfigReport]) 
         "configs": entries,
     }
 
-
-def dumps_targets(targets: List[Target]) -> str:
-    return json.dumps([t.__dict__ for t in targets], indent=2)

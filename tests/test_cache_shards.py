@@ -1,10 +1,8 @@
 """The cache (a warm run imports no torch; code and version changes invalidate) and sharding
 (shards merged equal the unsharded report, byte for byte)."""
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from repos import ConfigRepo

@@ -48,7 +48,11 @@ def test_changed_configs_equal_get_flops_at_each_revision(changed_repo):
     code, report = review(repo.root, "--base", "main", "--head", "pr")
     assert code == 0
     configs = by_path(report)
-    assert set(configs) == {RESNET50, CONVNEXT}
+    inheritors = {"configs/resnet/resnet50_8xb32-fp16_in1k.py", "configs/resnet/resnet50_8xb32-fp16-dynamic_in1k.py"}
+    assert set(configs) == {RESNET50, CONVNEXT} | inheritors
+    for path in inheritors:  # they inherit the edited leaf config, so their model changed too
+        assert configs[path]["reasons"] == [f"inherits {RESNET50}"]
+        assert configs[path]["head"] == configs[RESNET50]["head"]
     res, cnx = configs[RESNET50], configs[CONVNEXT]
     assert res["status"] == cnx["status"] == "changed"
     assert res["reasons"] == ["changed"]
