@@ -271,7 +271,8 @@ def _review_targets(targets: List[Target], resolver: Resolver, opts: Options, lo
     skipped: Set[str] = set()
     cached: Dict[str, Dict[str, Any]] = {}
 
-    for t in targets:
+    # directly changed configs first, so a model shared with inheritors is labelled by the edited file
+    for t in sorted(targets, key=lambda t: "changed" not in t.reasons):
         res = {s: resolver.results[s].get(p) if p else None for s, p in (("base", t.base_path), ("head", t.head_path))}
         ok = {s: bool(res[s] and res[s].get("ok")) for s in SIDES}
         for side, p in (("base", t.base_path), ("head", t.head_path)):
