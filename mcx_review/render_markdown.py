@@ -337,22 +337,28 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
     return "### Model complexity: " + " \u00b7 ".join(parts)
 
 
-def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
-    mark = f"{FAIL_MARK} " if fails(entry) else f"{WARN_MARK} " if warns(entry) else ""
+def status_notes(entry: Dict[str, Any]) -> List[str]:
+    """What a reader must know about a config besides its numbers (shared by both renderers)."""
     notes: List[str] = []
-    status = entry.get("status")
-    if entry.get("old_path"):
-        notes.append(f"renamed from {code(short(entry['old_path'], prefix))}")
-    if status in ("added", "removed"):
-        notes.append(status)
+    if entry.get("status") in ("added", "removed"):
+        notes.append(str(entry["status"]))
     if side_has_error(entry, "head"):
         notes.append("fails at head")
     elif side_has_error(entry, "base"):
         notes.append("broken at base, fixed here")
     if entry.get("pending"):
-        notes.append("pending: " + " and ".join(entry["pending"]))
+        notes.append("pending: " + " and ".join(str(p) for p in entry["pending"]))
     if "tensor" in forwards(entry):
         notes.append("forward(mode='tensor')")
+    return notes
+
+
+def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
+    mark = f"{FAIL_MARK} " if fails(entry) else f"{WARN_MARK} " if warns(entry) else ""
+    notes: List[str] = []
+    if entry.get("old_path"):
+        notes.append(f"renamed from {code(short(entry['old_path'], prefix))}")
+    notes += [esc(n) for n in status_notes(entry)]
     reasons = indirect_reasons(entry)
     if reasons:
         word, target = reason_parts(reasons[0])

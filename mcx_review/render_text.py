@@ -17,8 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, fails,
-                                        flops_change_text, forwards, indirect_reasons, largest_flops_change,
-                                        reason_parts, short, short_sha, side_has_error, split_configs,
+                                        flops_change_text, indirect_reasons, largest_flops_change,
+                                        reason_parts, short, short_sha, split_configs, status_notes,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)
 from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
 
@@ -97,16 +97,7 @@ def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
     notes: List[str] = []
     if entry.get("old_path"):
         notes.append("renamed from\n" + wrap_path(clean(short(entry["old_path"], prefix)), width))
-    if entry.get("status") in ("added", "removed"):
-        notes.append(str(entry["status"]))
-    if side_has_error(entry, "head"):
-        notes.append("fails at head")
-    elif side_has_error(entry, "base"):
-        notes.append("broken at base, fixed here")
-    if entry.get("pending"):
-        notes.append("pending: " + " and ".join(entry["pending"]))
-    if "tensor" in forwards(entry):
-        notes.append("forward(mode='tensor')")
+    notes += status_notes(entry)
     reasons = indirect_reasons(entry)
     if reasons:
         word, target = reason_parts(reasons[0])
