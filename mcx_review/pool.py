@@ -71,12 +71,9 @@ class _Worker:
         self.proc.wait()
 
     def close(self) -> None:
-        if self.proc.poll() is None and self.proc.stdin:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.kill()
+        # Nothing is left to flush once every answer is in, and a graceful exit of a process
+        # holding torch takes a second or two: kill it.
+        self.kill()
         self._log.close()
 
 
