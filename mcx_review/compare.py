@@ -73,5 +73,8 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
 
 def head_failed(entry: ConfigReport) -> bool:
     """A config that fails to analyse at head fails the review; one broken only at base (and fixed
-    by the change) is good news."""
-    return any(e["side"] == "head" for e in entry.get("errors", []))
+    by the change) is good news; one failing the same way at both is not the change's doing."""
+    errors = entry.get("errors", [])
+    before = {e["message"] for e in errors if e["side"] == "base"}
+    # the same failure at base is not the change's doing: reported, but it does not fail the review
+    return any(e["side"] == "head" and e["message"] not in before for e in errors)

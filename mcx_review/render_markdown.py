@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from mcx_review.compare import head_failed
 from mcx_review.units import (ARROW, DASH, format_change, format_count, format_delta, format_percent,
                               format_shape, format_shapes)
 
@@ -76,8 +77,21 @@ def side_has_error(entry: Dict[str, Any], side: str) -> bool:
 
 
 def fails(entry: Dict[str, Any]) -> bool:
-    """Fails the review: broken at head, or a budget at fail level."""
-    return side_has_error(entry, "head") or any(b.get("level") == "fail" for b in entry.get("budgets") or [])
+    """Fails the review: newly broken at head, or a budget at fail level."""
+    return head_failed(entry) or any(b.get("level") == "fail" for b in entry.get("budgets") or [])  # type: ignore[arg-type]
+
+
+def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[str, bool]]:
+    """(how to call one error, whether it fails the review); None when another line says it."""
+    messages = {side: {e.get("message") for e in entry.get("errors") or [] if e.get("side") == side}
+                for side in ("base", "head")}
+    if error.get("side") == "head":
+        if error.get("message") in messages["base"]:
+            return "fails at base and head (not this change)", False
+        return "fails at head", True
+    if error.get("message") in messages["head"]:
+        return None
+    return ("failed at base" if messages["head"] else "failed at base (the change fixes it)"), False
 
 
 def warns(entry: Dict[str, Any]) -> bool:
@@ -342,8 +356,10 @@ def status_notes(entry: Dict[str, Any]) -> List[str]:
     notes: List[str] = []
     if entry.get("status") in ("added", "removed"):
         notes.append(str(entry["status"]))
-    if side_has_error(entry, "head"):
+    if head_failed(entry):  # type: ignore[arg-type]
         notes.append("fails at head")
+    elif side_has_error(entry, "head"):
+        notes.append("fails at base and head")
     elif side_has_error(entry, "base"):
         notes.append("broken at base, fixed here")
     if entry.get("pending"):
@@ -456,10 +472,14 @@ def error_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
     name = code(short(entry["path"], prefix))
     lines = []
     for e in entry.get("errors") or []:
-        if e.get("side") == "head":
-            lines.append(f"- {FAIL_MARK} {name} **fails at head**: {code(_clip(e.get('message', '')))}")
+        labelled = error_label(entry, e)
+        if labelled is None:
+            continue
+        label, failing = labelled
+        if failing:
+            lines.append(f"- {FAIL_MARK} {name} **{label}**: {code(_clip(e.get('message', '')))}")
         else:
-            lines.append(f"- {name} failed at base (the change fixes it): {code(_clip(e.get('message', '')))}")
+            lines.append(f"- {name} {label}: {code(_clip(e.get('message', '')))}")
     return lines
 
 

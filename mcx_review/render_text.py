@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, fails,
+from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_label, fails,
                                         flops_change_text, indirect_reasons, largest_flops_change,
                                         reason_parts, short, short_sha, split_configs, status_notes,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)
@@ -178,9 +178,11 @@ def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]
     for c in shown:  # an unchanged config's ops are not this change's
         name = clean(short(c["path"], prefix))
         for e in c.get("errors") or []:
-            side = e.get("side")
-            label = "fails at head" if side == "head" else "failed at base (fixed by the change)"
-            out["errors"].append(Text(f"{name}: {label}: ", style="red" if side == "head" else "")
+            labelled = error_label(c, e)
+            if labelled is None:
+                continue
+            label, failing = labelled
+            out["errors"].append(Text(f"{name}: {label}: ", style="red" if failing else "")
                                  .append(clean(e.get("message", ""))))
         for b in c.get("budgets") or []:
             level = b.get("level", "warn")

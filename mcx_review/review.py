@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -131,7 +132,8 @@ class Resolver:
         self.settings = settings
         self.log = log
         per_side = max(1, opts.jobs // 2)
-        self.pools = {s: WorkerPool(trees[s], per_side) for s in SIDES}
+        threads = max(1, (os.cpu_count() or 1) // (2 * per_side))
+        self.pools = {s: WorkerPool(trees[s], per_side, threads=threads) for s in SIDES}
         self.results: Dict[str, Dict[str, Dict[str, Any]]] = {s: {} for s in SIDES}
         self.used_files: Dict[str, Dict[str, Set[str]]] = {s: {} for s in SIDES}
         self.code_index: Dict[str, Any] = {}

@@ -76,6 +76,14 @@ def _where(exc: BaseException) -> str:
     return ""
 
 
+def _relative(message: str) -> str:
+    """Paths inside this revision's temporary tree as repo-relative ones: the message then reads
+    the same on every run and on both sides (and an unchanged comment stays unchanged)."""
+    for root in {os.getcwd(), os.path.realpath(os.getcwd())}:
+        message = message.replace(root + os.sep, "")
+    return message
+
+
 def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     if not str(exc).strip():
@@ -203,6 +211,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         except Exception as exc:  # noqa: BLE001 - never let one config take the worker down
             traceback.print_exc()
             reply = {"id": job["id"], "ok": False, "error": f"internal error: {_short(exc)}"}
+        if "error" in reply:
+            reply["error"] = _relative(reply["error"])
         reply["torch_imported"] = "torch" in sys.modules
         protocol.write(json.dumps(reply) + "\n")
     return 0

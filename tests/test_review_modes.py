@@ -78,3 +78,21 @@ def test_staged_reviews_the_index_and_worktree_the_files_on_disk(tmp_path):
     assert configs[r18]["head"] == configs[r34]["base"], "resnet18 made 34 deep equals resnet34"
     only = json.loads(run(repo, "--base", "HEAD", "--worktree", "--format", "json", r34).stdout)
     assert [c["path"] for c in only["configs"]] == [r34], "FILE arguments narrow the review"
+
+
+def test_a_config_failing_the_same_way_at_base_and_head_is_reported_but_does_not_fail(tmp_path):
+    from mcx_review.render_markdown import render_markdown
+
+    repo = ConfigRepo(tmp_path / "r", pkg=None)
+    repo.write("configs/broken.py", "_base_ = ['./missing.py']\n")
+    repo.commit("broken on main")
+    repo.write("configs/broken.py", "# still broken\n_base_ = ['./missing.py']\n")
+    repo.commit("comment only")
+    proc = run(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(proc.stdout)["configs"]
+    assert entry["status"] == "error"
+    base_err, head_err = (e["message"] for e in entry["errors"])
+    assert base_err == head_err and "mcx-review-" not in head_err, "no temporary tree paths in messages"
+    md = render_markdown(json.loads(proc.stdout))
+    assert "fails at base and head (not this change)" in md and "fails at head**" not in md
