@@ -562,11 +562,12 @@ def _join(parts: Iterable[str]) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def _fit(items: Sequence[str], budget: int) -> int:
-    """How many leading items fit in ``budget`` characters (each joined by a blank line)."""
+def _fit(items: Sequence[str], budget: int, separator: int = 2) -> int:
+    """How many leading items fit in ``budget`` characters, each followed by ``separator``
+    characters (2: joined by a blank line; 1: lines)."""
     used, n = 0, 0
     for item in items:
-        used += len(item) + 2
+        used += len(item) + separator
         if used > budget:
             break
         n += 1
@@ -627,19 +628,9 @@ def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
         return text
     # 4. last resort: rows of the totals table beyond what fits (failures and largest changes stay)
     fixed = len(assemble([], 0, 0, unchanged_short, summary)) + len(HEADER) + 400
-    kept_rows = _fit_lines(rows, max_chars - fixed)
+    kept_rows = _fit(rows, max_chars - fixed, separator=1)
     text = assemble(rows[:kept_rows], len(rows) - kept_rows, 0, unchanged_short, summary)
     return text if len(text) <= max_chars else text[:max_chars]
-
-
-def _fit_lines(lines: Sequence[str], budget: int) -> int:
-    used, n = 0, 0
-    for line in lines:
-        used += len(line) + 1
-        if used > budget:
-            break
-        n += 1
-    return n
 
 
 __all__ = ["render_markdown", "esc", "code", "split_configs", "number_cells", "module_rows",
