@@ -228,8 +228,8 @@ def in_shard(key: str, shard: Optional[Tuple[int, int]]) -> bool:
 
 # ---------------------------------------------------------------- the review
 
-def plan_targets(repo_dir: Path, opts: Options, log: Log) -> Tuple[gitrev.Revisions, List[gitrev.Change], Settings]:
-    repo = gitrev.open_repo(repo_dir)
+def read_change(repo: Any, opts: Options) -> Tuple[gitrev.Revisions, List[gitrev.Change], Settings]:
+    """The revisions, the changed files and the head revision's settings."""
     revs = gitrev.resolve_revisions(repo, opts.base, opts.head, opts.head_kind)
     changes = gitrev.changed_files(repo, revs)
     if opts.files:
@@ -245,8 +245,8 @@ def plan_targets(repo_dir: Path, opts: Options, log: Log) -> Tuple[gitrev.Revisi
 def run_review(repo_dir: Path, opts: Options, log: Log = lambda m: None, list_only: bool = False,
                progress: Optional[Callable[[str, str, Dict[str, Any]], None]] = None,
                ) -> Tuple[Report, Stats, List[Target]]:
-    revs, changes, settings = plan_targets(repo_dir, opts, log)
     repo = gitrev.open_repo(repo_dir)
+    revs, changes, settings = read_change(repo, opts)
     with contextlib.ExitStack() as stack:
         trees = {s: stack.enter_context(gitrev.materialise(repo, revs, s)) for s in SIDES}  # type: ignore[arg-type]
         resolver = Resolver(trees, opts, settings, log)
