@@ -14,7 +14,7 @@ RESNET50 = "configs/resnet/resnet50_8xb32_in1k.py"
 CONVNEXT = "configs/convnext/convnext-tiny_32xb128_in1k.py"
 
 
-def review(root, *args, capsys=None):
+def review(root, *args):
     out = root / "report.json"
     code = main(["--repo", str(root), "--format", "json", "-o", str(out), "--no-cache", *args])
     return code, json.loads(out.read_text())
