@@ -156,8 +156,10 @@ def describe(error: ValidationError, json_words: bool = True) -> Tuple[List[Any]
             return describe(min(fitting, key=lambda c: -len(c.relative_path)), json_words)
         if custom:
             return path, custom
-        kinds = kinds_of(t for c in error.context or [] for t in _types(c.schema))
-        return path, f"expected {kinds or 'another form'}, got {got}"
+        types = [t for c in error.context or [] for t in _types(c.schema)]
+        if len(set(types) - {"null"}) >= 1:  # null stands for "left out": name the real forms
+            types = [t for t in types if t != "null"]
+        return path, f"expected {kinds_of(types) or 'another form'}, got {got}"
     if custom:
         return path, custom
     if kw == "type":

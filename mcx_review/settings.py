@@ -4,6 +4,13 @@ Every mistake is a :class:`SettingsError` of one line naming the file and the ke
 ``.mcx-review.yaml: budgets[2].level: expected 'warn' or 'fail', got 'error'``. :data:`EXAMPLE`
 shows every key.
 
+The file's structure is ``settings-schema.json`` beside this module (shipped, so editors can
+complete and check the file: ``# yaml-language-server: $schema=...``). :func:`parse_settings`
+validates the data against it with jsonschema first (:mod:`mcx_review.schema_check`; a node's
+``errorMessage`` words its message), then turns it into :class:`Settings` and checks what a schema
+cannot say (limits such as ``+5%``). To add a key: declare it in the schema (with a
+``description``), add it to the parser's ``allowed`` set and read it below.
+
 Globs (``configs``, ``exclude``, ``shapes`` keys, a budget's ``configs``) match the repo-relative
 posix path: ``*``, ``?``, ``[..]`` within one path component, ``**`` any number of them -- the
 same matcher the config discovery uses.
@@ -19,9 +26,11 @@ from typing import Any, Dict, Literal, Optional, Sequence, Tuple
 
 import yaml
 
+from mcx_review import schema_check
 from mcx_review.impact import glob_match
 
 DEFAULT_SOURCE = ".mcx-review.yaml"
+SCHEMA_PATH = Path(__file__).with_name("settings-schema.json")
 METRICS = ("flops", "params", "activations")
 LEVELS = ("warn", "fail")
 BEHAVIORS = ("update", "new", "delete-and-new")
@@ -35,6 +44,7 @@ shapes:                               # per-config input size, first matching gl
 comment:
   behavior: update                    # update | new | delete-and-new
   tag: default                        # one sticky comment per tag
+  # login: my-app[bot]                # who posts it (default: the token's user, else any bot)
 budgets:
   - metric: flops                     # flops | params | activations
     limit: "+5%"                      # relative to base: +5% (growth), -10% (shrinkage)
@@ -93,6 +103,7 @@ class Budget:
 class CommentSettings:
     behavior: Literal["update", "new", "delete-and-new"] = "update"
     tag: str = "default"
+    login: Optional[str] = None  # who posts the comment; None: the token's user, else any bot
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,9 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     """Validate already-parsed YAML data (None = an empty file = defaults)."""
     if data is None:
         return Settings(source=source)
+    found = schema_check.problems(data, SCHEMA_PATH, root="", json_words=False)
+    if found:
+        raise SettingsError(f"{source}: {found[0]}")
     p = _Parser(source)
     top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets"})
     kw: Dict[str, Any] = {"source": source}
@@ -307,7 +321,7 @@ class _Parser:
         return value.strip()
 
     def comment(self, value: Any) -> CommentSettings:
-        c = self.mapping(value, "comment", {"behavior", "tag"})
+        c = self.mapping(value, "comment", {"behavior", "tag", "login"})
         kw: Dict[str, Any] = {}
         if "behavior" in c:
             kw["behavior"] = self.choice(c["behavior"], "comment.behavior", BEHAVIORS)
@@ -316,6 +330,8 @@ class _Parser:
             if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", tag):
                 raise self.fail("comment.tag", f"use 1-64 letters, digits, '.', '_' or '-', got {tag!r}")
             kw["tag"] = tag
+        if c.get("login") is not None:
+            kw["login"] = self.text(c["login"], "comment.login")
         return CommentSettings(**kw)
 
     def budget(self, value: Any, i: int) -> Budget:

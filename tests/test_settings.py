@@ -44,7 +44,7 @@ def test_read_from_a_path_and_errors_name_that_path(tmp_path):
     p.write_text("comment:\n  behaviour: new\n")
     with pytest.raises(SettingsError) as e:
         load_settings(p)
-    assert str(e.value) == f"{p}: comment.behaviour: unknown key (expected one of: behavior, tag)"
+    assert str(e.value) == f"{p}: comment.behaviour: unknown key (expected one of: behavior, login, tag)"
     with pytest.raises(SettingsError, match=r"missing\.yaml: settings file not found$"):
         load_settings(tmp_path / "missing.yaml")
 
@@ -132,7 +132,13 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: params, limit: 1M, message: 7}\n", "budgets[0].message: expected a string, got 7"),
     ("budgets: {metric: params}\n", "budgets: expected a list of budget rules, got {'metric': 'params'}"),
     ("budgets:\n  - params\n", "budgets[0]: expected a mapping, got 'params'"),
-    ("shape: [0, 3]\n", "shape: expected positive int sizes, got [0, 3]"),
+    ("shape: [0, 3]\n", "shape[0]: expected a positive int size, got 0"),
+    ("shape: 0\n", "shape: expected a positive int size, got 0"),
+    ("shapes:\n  '  ': 224\n", "shapes: key '  ': empty glob"),
+    ("comment:\n  login: 'not a login'\n",
+     "comment.login: expected a GitHub login such as 'my-app[bot]', got 'not a login'"),
+    ("budgets:\n  - {metric: flops, limit: [5]}\n", "budgets[0].limit: expected a limit such as '+5%' or '25M', got [5]"),
+    ("exclude: [1]\n", "exclude[0]: expected a glob string, got 1"),
     ("shape: [1, 2, 3]\n", "shape: expected H, [H] or [H, W] (positive ints) or null, got [1, 2, 3]"),
     ("shape: true\n", "shape: expected H, [H] or [H, W] (positive ints) or null, got True"),
     ("shapes:\n  'configs/vit/**': '384'\n",
@@ -184,3 +190,22 @@ def test_head_settings_shapes_drive_a_real_review(tmp_path):
     (entry,) = report["configs"]
     assert entry["base"]["input_shape"] == entry["head"]["input_shape"] == [3, 96, 128]
     assert entry["delta"]["params"] == 10 * 513 - 1000 * 513  # the head's Linear(512, classes)
+
+
+def test_the_shipped_schema_is_what_validates_and_what_editors_get():
+    """settings-schema.json ships beside the module, is a valid JSON Schema, accepts the example
+    and describes every key the parser reads."""
+    import json
+
+    import jsonschema
+
+    from mcx_review.settings import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    import yaml
+
+    jsonschema.validate(yaml.safe_load(EXAMPLE), schema)
+    assert set(schema["properties"]) == {"configs", "exclude", "shape", "shapes", "comment", "budgets"}
+    assert all(spec.get("description") for spec in schema["properties"].values())
+    assert load_settings(None, text="comment:\n  login: mcx-app[bot]\n").comment.login == "mcx-app[bot]"
