@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from mcx_review import github_env
-from mcx_review.github_comment import BEHAVIORS, CommentError, Outcome, post, sha_or_none
+from mcx_review.github_comment import BEHAVIORS, CommentError, Outcome, PostSettings, PrQuery, post, sha_or_none
 
 
 def log(message: str) -> None:
@@ -32,7 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser, with_report: bool = True) -> 
     pr = g.add_mutually_exclusive_group()
     pr.add_argument("--pr", type=int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH)")
     pr.add_argument("--pr-from-sha", metavar="SHA",
-                    help="find the open PR whose head is SHA through the API (fork-safe workflow_run)")
+                    help="find the open PR whose head is SHA through the API (fork-safe workflow_run; "
+                         "default in a workflow_run job: the run's head SHA, repository and branch)")
+    g.add_argument("--pr-head-repo", metavar="OWNER/NAME", help="with --pr-from-sha: the PR's head repository "
+                   "(default: the workflow_run's head_repository)")
+    g.add_argument("--pr-head-branch", metavar="BRANCH", help="with --pr-from-sha: the PR's head branch "
+                   "(default: the workflow_run's head_branch)")
+    g.add_argument("--bot-login", metavar="LOGIN", default=None,
+                   help="the login the comment is posted as, e.g. my-app[bot] (default: the settings' "
+                        "comment.login, else the token's user, else any bot: GITHUB_TOKEN and GitHub App "
+                        "tokens cannot read their user)")
+    g.add_argument("--max-wait", type=float, metavar="SECONDS", default=None,
+                   help="longest wait for a rate limit before giving up (default "
+                        "$MCX_REVIEW_GITHUB_MAX_WAIT, else 300)")
     g.add_argument("--token", help="GitHub token (default $GITHUB_TOKEN)")
     g.add_argument("--api-url", help="API root (default $GITHUB_API_URL, else https://api.github.com)")
     g.add_argument("--tag", default=None, help="one comment per tag, for several jobs on one PR (default: "
@@ -69,20 +82,27 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
     quiet = bool(getattr(args, "quiet", False))
     say = (lambda m: None) if quiet else log
     event = github_env.load_event(env)
-    pr_from_sha = getattr(args, "pr_from_sha", None)
     pr_number: Optional[int] = getattr(args, "pr", None)
-    if pr_number is None and not pr_from_sha:
-        pr_number = github_env.pr_number(event)
+    query = None
+    if pr_number is None:
+        query = pr_query(event, getattr(args, "pr_from_sha", None), getattr(args, "pr_head_repo", None),
+                         getattr(args, "pr_head_branch", None))
+        if query is None:
+            pr_number = github_env.pr_number(event)
     head = report.get("head") or {}
     head_sha = sha_or_none([getattr(args, "head_sha", None), github_env.head_sha(event),
                             head.get("sha") if head.get("kind", "commit") == "commit" else None])
+    settings = PostSettings.from_env(env)
+    if getattr(args, "max_wait", None) is not None and args.max_wait >= 0:
+        settings = replace(settings, max_wait=float(args.max_wait))
     try:
         outcome = post(report, repo_name=getattr(args, "repo_name", None) or github_env.repository(env) or "",
                        pr_number=pr_number, token=getattr(args, "token", None) or env.get("GITHUB_TOKEN", ""),
                        api_url=getattr(args, "api_url", None) or github_env.api_url(env),
                        tag=getattr(args, "tag", None) or _setting(args, "tag") or "default",
                        behavior=getattr(args, "behavior", None) or _setting(args, "behavior") or "update",
-                       head_sha=head_sha, pr_from_sha=pr_from_sha, log=say)
+                       login=getattr(args, "bot_login", None) or _setting(args, "login") or None,
+                       head_sha=head_sha, pr_query=query, settings=settings, log=say)
     except CommentError as exc:
         log(f"could not post the PR comment: {exc}")
         if fallback:
@@ -90,6 +110,21 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
         return 1 if getattr(args, "fail_on_comment_error", False) else 0
     say(_describe(outcome))
     return 0
+
+
+def pr_query(event: Mapping[str, Any], sha: Optional[str], head_repo: Optional[str] = None,
+             head_branch: Optional[str] = None) -> Optional[PrQuery]:
+    """How to find the PR of a workflow_run job: ``--pr-from-sha`` or the run's head SHA, narrowed
+    by the run's head repository and branch and its ``pull_requests`` (when the SHA is the run's);
+    None when neither a SHA nor a workflow_run event says anything."""
+    run = github_env.workflow_run_pr(event)
+    if not sha and run is None:
+        return None
+    sha = (sha or run["head_sha"]).strip().lower()  # type: ignore[index]
+    same = run is not None and run["head_sha"] == sha
+    return PrQuery(sha, head_repo=head_repo or (run["head_repo"] if same else None),  # type: ignore[index]
+                   head_branch=head_branch or (run["head_branch"] if same else None),  # type: ignore[index]
+                   numbers=tuple(run["numbers"]) if same else ())  # type: ignore[index]
 
 
 def _setting(args: argparse.Namespace, key: str) -> Optional[str]:

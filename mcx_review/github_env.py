@@ -43,20 +43,45 @@ def _sha(value: Any) -> Optional[str]:
 
 def pr_number(event: Mapping[str, Any]) -> Optional[int]:
     """The PR a run belongs to: ``pull_request``/``pull_request_target`` events, an ``issue_comment``
-    on a PR, or a ``workflow_run`` of a same-repository PR (for fork PRs GitHub leaves
-    ``workflow_run.pull_requests`` empty; look the PR up by head SHA instead)."""
+    on a PR, or a ``workflow_run`` whose ``pull_requests`` holds exactly one PR with the run's head
+    (for fork PRs GitHub leaves it empty: see :func:`workflow_run_pr`)."""
     pr = event.get("pull_request")
     if isinstance(pr, dict):
         return _positive_int(pr.get("number")) or _positive_int(event.get("number"))
     issue = event.get("issue")
     if isinstance(issue, dict) and isinstance(issue.get("pull_request"), dict):
         return _positive_int(issue.get("number"))
-    run = event.get("workflow_run")
-    if isinstance(run, dict):
-        prs = run.get("pull_requests")
-        if isinstance(prs, list) and len(prs) == 1 and isinstance(prs[0], dict):
-            return _positive_int(prs[0].get("number"))
+    run = workflow_run_pr(event)
+    if run is not None and len(run["numbers"]) == 1:
+        return run["numbers"][0]
     return None
+
+
+def workflow_run_pr(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """What a ``workflow_run`` event says about the PR that triggered the run -- all of it
+    written by GitHub, none by PR code: ``head_sha``, ``head_repo`` (full name), ``head_branch``
+    and ``numbers``, the ``pull_requests`` entries whose head is the run's head (empty for fork
+    PRs). None for other events or without a head SHA."""
+    run = event.get("workflow_run")
+    if not isinstance(run, dict):
+        return None
+    sha = _sha(run.get("head_sha"))
+    if sha is None:
+        return None
+    repo = run.get("head_repository")
+    full_name = repo.get("full_name") if isinstance(repo, dict) else None
+    branch = run.get("head_branch")
+    numbers = []
+    for pr in run.get("pull_requests") or []:
+        if not isinstance(pr, dict):
+            continue
+        head = pr.get("head")
+        pr_sha = _sha(head.get("sha")) if isinstance(head, dict) else None
+        number = _positive_int(pr.get("number"))
+        if number and (pr_sha is None or pr_sha == sha) and number not in numbers:
+            numbers.append(number)
+    return {"head_sha": sha, "head_repo": full_name if isinstance(full_name, str) and full_name else None,
+            "head_branch": branch if isinstance(branch, str) and branch else None, "numbers": numbers}
 
 
 def head_sha(event: Mapping[str, Any]) -> Optional[str]:
