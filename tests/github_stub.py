@@ -3,10 +3,14 @@
 
 Routes: ``GET /user``; ``GET /repos/O/R``; ``GET /repos/O/R/pulls`` (paginated) and
 ``/pulls/N``; ``GET|POST /repos/O/R/issues/N/comments`` (paginated with Link headers);
-``PATCH|DELETE /repos/O/R/issues/comments/ID``. Tokens map to logins; a token listed in
-``app_tokens`` gets 403 on ``GET /user`` like the Actions token. ``fail(method, path_re, status,
-times, ...)`` queues failures (5xx, rate limits, a permanent 403, a slow answer) for matching
-requests. Every request is recorded in ``requests``.
+``GET|PATCH|DELETE /repos/O/R/issues/comments/ID`` (404 once deleted). Tokens map to logins; a
+token listed in ``app_tokens`` gets 403 on ``GET /user`` like the Actions token and GitHub App
+installation tokens (their logins end in ``[bot]``: author type Bot). ``fail(method, path_re,
+status, times, headers=...)`` queues failures (5xx, rate limits with ``Retry-After`` or
+``x-ratelimit-*`` headers, a permanent 403, a slow answer) for matching requests; ``before(method,
+path_re, fn)`` runs ``fn`` before a matching request is handled (to interleave two clients).
+Every request is recorded in ``requests``. :func:`workflow_run_event` builds the payload a
+``workflow_run`` job reads.
 """
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 BOT = "github-actions[bot]"
+APP_BOT = "mcx-review-app[bot]"  # a GitHub App installation token's identity
 
 
 @dataclass
@@ -33,12 +38,21 @@ class Failure:
     delay: float = 0.0  # sleep before answering (a timeout when longer than the client's)
 
 
+@dataclass
+class Hook:
+    method: str
+    path: "re.Pattern[str]"
+    fn: Callable[[Any], None]  # called with the request's JSON payload (None for GET/DELETE)
+    times: int  # -1 = every matching request
+
+
 class GitHubStub:
     def __init__(self, repo: str = "octo/models", page_size: int = 100) -> None:
         self.repo = repo
         self.page_size = page_size  # GitHub caps per_page at 100; tests lower it to force pages
         self.tokens: Dict[str, str] = {"user-token": "reviewer-bot"}
-        self.app_tokens: Dict[str, str] = {"actions-token": BOT}
+        self.app_tokens: Dict[str, str] = {"actions-token": BOT, "app-token": APP_BOT}
+        self.hooks: List[Hook] = []
         self.pulls: Dict[int, Dict[str, Any]] = {}
         self.comments: Dict[int, List[Dict[str, Any]]] = {}
         self.requests: List[Tuple[str, str]] = []
@@ -48,9 +62,14 @@ class GitHubStub:
         self._server: Optional[ThreadingHTTPServer] = None
 
     # -- state ---------------------------------------------------------------------------------
-    def add_pull(self, number: int, head_sha: str, head_repo: Optional[str] = None) -> None:
-        self.pulls[number] = {"number": number, "head_sha": head_sha, "head_repo": head_repo or self.repo}
+    def add_pull(self, number: int, head_sha: str, head_repo: Optional[str] = None,
+                 head_branch: Optional[str] = None) -> None:
+        self.pulls[number] = {"number": number, "head_sha": head_sha, "head_repo": head_repo or self.repo,
+                              "head_ref": head_branch or f"branch-{number}"}
         self.comments.setdefault(number, [])
+
+    def before(self, method: str, path: str, fn: Callable[[Any], None], times: int = 1) -> None:
+        self.hooks.append(Hook(method, re.compile(path), fn, times))
 
     def add_comment(self, number: int, login: str, body: str) -> int:
         with self._lock:
@@ -136,6 +155,14 @@ class GitHubStub:
         length = int(h.headers.get("Content-Length") or 0)
         payload = json.loads(h.rfile.read(length) or b"null") if length else None
         method = h.command
+        hooks = []
+        with self._lock:
+            for hook in self.hooks:
+                if hook.times != 0 and hook.method == method and hook.path.search(path):
+                    hook.times -= 1 if hook.times > 0 else 0
+                    hooks.append(hook)
+        for hook in hooks:  # outside the lock: a hook may let other requests through meanwhile
+            hook.fn(payload)
         with self._lock:
             self.requests.append((method, path))
             failure = None
@@ -235,7 +262,7 @@ class GitHubStub:
         return {"number": n, "state": "open", "url": f"{self.url}/repos/{self.repo}/pulls/{n}",
                 "issue_url": f"{self.url}/repos/{self.repo}/issues/{n}",
                 "html_url": f"https://github.com/{self.repo}/pull/{n}",
-                "head": {"sha": p["head_sha"], "ref": f"branch-{n}", "repo": {"full_name": p["head_repo"]}},
+                "head": {"sha": p["head_sha"], "ref": p["head_ref"], "repo": {"full_name": p["head_repo"]}},
                 "base": {"sha": "0" * 40, "ref": "main", "repo": {"full_name": self.repo}}}
 
     def _comment(self, n: int, c: Dict[str, Any]) -> Dict[str, Any]:
@@ -243,6 +270,27 @@ class GitHubStub:
                 "url": f"{self.url}/repos/{self.repo}/issues/comments/{c['id']}",
                 "html_url": f"https://github.com/{self.repo}/pull/{n}#issuecomment-{c['id']}",
                 "issue_url": f"{self.url}/repos/{self.repo}/issues/{n}"}
+
+
+def workflow_run_event(head_sha: str, head_repo: str, head_branch: str, base_repo: str = "octo/models",
+                       pull_requests: Optional[List[Dict[str, Any]]] = None, event: str = "pull_request",
+                       run_id: int = 4242) -> Dict[str, Any]:
+    """The parts of a ``workflow_run`` payload the comment job reads, shaped like GitHub's: a fork
+    PR's run has an empty ``pull_requests``; a same-repository PR's lists ``{number, head, base}``."""
+    return {"action": "completed",
+            "workflow_run": {"id": run_id, "event": event, "conclusion": "success", "head_sha": head_sha,
+                             "head_branch": head_branch,
+                             "head_repository": {"full_name": head_repo, "fork": head_repo != base_repo},
+                             "repository": {"full_name": base_repo},
+                             "pull_requests": list(pull_requests or [])},
+            "repository": {"full_name": base_repo}}
+
+
+def same_repo_pr(number: int, head_sha: str, head_branch: str) -> Dict[str, Any]:
+    """One ``workflow_run.pull_requests`` entry as GitHub writes it."""
+    return {"id": number * 1000, "number": number,
+            "head": {"ref": head_branch, "sha": head_sha, "repo": {"name": "models"}},
+            "base": {"ref": "main", "sha": "0" * 40, "repo": {"name": "models"}}}
 
 
 def parse_outputs(text: str) -> Dict[str, str]:

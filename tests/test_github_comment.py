@@ -6,14 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 
-from github_stub import BOT, GitHubStub, parse_outputs
+from github_stub import APP_BOT, BOT, GitHubStub, parse_outputs, same_repo_pr, workflow_run_event
 from mcx_review import cli, github_env
-from mcx_review.github_comment import marker, neutralise_mentions, parse_marker
+from mcx_review.github_comment import (CommentError, PostSettings, marker, neutralise_mentions, parse_marker,
+                                       post)
 from mcx_review.report_validate import ReportError, load_validated, parse, validate
 
 REPO = "octo/models"
@@ -415,3 +418,188 @@ def test_review_comment_flag_posts_from_a_real_review(tmp_path, gh, env, capsys)
     [body] = gh.bodies(7)
     assert parse_marker(body) == ("default", head) and "old numbers" not in body
     assert json.loads(capsys.readouterr().out.split("\n}\n")[0] + "\n}")["configs"] == []
+
+
+# -- the workflow_run side: which PR ----------------------------------------------------------------
+
+FORK_HEAD = "f" * 40
+
+
+def run_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payload: Dict[str, Any]) -> None:
+    path = tmp_path / "workflow_run.json"
+    path.write_text(json.dumps(payload))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(path))
+
+
+def test_a_copied_head_commit_in_another_fork_neither_blocks_nor_receives_the_comment(tmp_path, gh, env,
+                                                                                        monkeypatch):
+    """Mallory pushes alice's PR head commit to her own fork and opens a PR: alice's workflow_run
+    still finds alice's PR (head SHA + head repository + head branch), and never mallory's."""
+    gh.add_pull(8, FORK_HEAD, head_repo="alice/models", head_branch="wider-neck")
+    gh.add_pull(9, FORK_HEAD, head_repo="mallory/models", head_branch="wider-neck")
+    run_event(tmp_path, monkeypatch, workflow_run_event(FORK_HEAD, "alice/models", "wider-neck"))
+    assert comment(tmp_path, resnet_report(head_sha=FORK_HEAD), "--fail-on-comment-error") == 0
+    assert [parse_marker(b) for b in gh.bodies(8)] == [("default", FORK_HEAD)] and gh.bodies(9) == []
+
+    # alice's PR is closed: her next run finds no PR; mallory's twin does not get the comment.
+    del gh.pulls[8]
+    gh.requests.clear()
+    assert comment(tmp_path, resnet_report(R101_WIDE, head_sha=FORK_HEAD), "--fail-on-comment-error") == 1
+    assert gh.bodies(9) == [] and gh.writes() == []
+
+
+def test_pr_from_sha_is_narrowed_by_the_runs_repository_and_branch(tmp_path, gh, env, monkeypatch, capsys):
+    gh.add_pull(8, FORK_HEAD, head_repo="alice/models", head_branch="wider-neck")
+    gh.add_pull(9, FORK_HEAD, head_repo="mallory/models", head_branch="main")
+    run_event(tmp_path, monkeypatch, workflow_run_event(FORK_HEAD, "mallory/models", "main"))
+    # what the comment action passes: --pr-from-sha; the event adds repository and branch
+    assert comment(tmp_path, resnet_report(head_sha=FORK_HEAD), "--pr-from-sha", FORK_HEAD) == 0
+    assert gh.bodies(8) == [] and len(gh.bodies(9)) == 1
+    # without the event, the SHA alone is ambiguous: one clear line, nothing posted
+    monkeypatch.delenv("GITHUB_EVENT_PATH")
+    gh.requests.clear()
+    assert comment(tmp_path, resnet_report(R101_WIDE, head_sha=FORK_HEAD), "--pr-from-sha", FORK_HEAD,
+                   "--fail-on-comment-error") == 1
+    assert "2 open PRs" in capsys.readouterr().err and gh.writes() == []
+    # explicit flags do what the event does
+    assert comment(tmp_path, resnet_report(R101_WIDE, head_sha=FORK_HEAD), "--pr-from-sha", FORK_HEAD,
+                   "--pr-head-repo", "alice/models", "--pr-head-branch", "wider-neck") == 0
+    assert len(gh.bodies(8)) == 1
+
+
+def test_a_same_repository_run_uses_the_events_pull_requests(tmp_path, gh, env, monkeypatch):
+    gh.add_pull(9, NEWER, head_branch="feature")  # same head elsewhere, never looked at
+    run_event(tmp_path, monkeypatch, workflow_run_event(HEAD, REPO, "branch-7",
+                                                        pull_requests=[same_repo_pr(7, HEAD, "branch-7")]))
+    assert comment(tmp_path, resnet_report()) == 0
+    assert len(gh.bodies(7)) == 1 and gh.bodies(9) == []
+    assert ("GET", f"/repos/{REPO}/pulls") not in gh.requests, "no search: GitHub said which PR"
+    assert github_env.workflow_run_pr(workflow_run_event(HEAD, REPO, "b", pull_requests=[
+        same_repo_pr(7, NEWER, "b")]))["numbers"] == [], "an entry for another head is not this run's PR"
+
+
+# -- whose comment ---------------------------------------------------------------------------------
+
+def test_an_app_installation_token_finds_its_own_comment(tmp_path, gh, env, monkeypatch):
+    """GET /user is refused for App tokens too: the marked comment of a Bot author is ours, a
+    person's comment with our marker is not."""
+    gh.add_comment(7, "mallory", marker("default", HEAD) + "\nforged by a person")
+    monkeypatch.setenv("GITHUB_TOKEN", "app-token")
+    assert comment(tmp_path, resnet_report()) == 0
+    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    assert [c["login"] for c in gh.comments[7]] == ["mallory", APP_BOT]
+    assert "8.12G" in gh.comments[7][1]["body"] and "forged" in gh.comments[7][0]["body"]
+    assert [m for m, _ in gh.writes()] == ["POST", "PATCH"]
+
+
+def test_an_explicit_login_picks_the_comment(tmp_path, gh, env, monkeypatch):
+    gh.add_comment(7, BOT, marker("default", HEAD) + "\nanother workflow's bot")
+    monkeypatch.setenv("GITHUB_TOKEN", "app-token")
+    assert comment(tmp_path, resnet_report(), "--bot-login", APP_BOT) == 0
+    assert [c["login"] for c in gh.comments[7]] == [BOT, APP_BOT]
+    assert "another workflow" in gh.comments[7][0]["body"], "another bot's comment is left alone"
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f"comment:\n  login: '{APP_BOT}'\n")
+    assert comment(tmp_path, resnet_report(R101_WIDE), "--bot-login", "not a login!",
+                   "--fail-on-comment-error") == 1
+
+
+# -- overlapping runs --------------------------------------------------------------------------------
+
+def _poster(tmp_path: Path, rep: Dict[str, Any], head_sha: str, results: Dict[str, Any], name: str) -> None:
+    try:
+        results[name] = post(rep, repo_name=REPO, pr_number=7, token="actions-token", api_url=os.environ["GITHUB_API_URL"],
+                             head_sha=head_sha, settings=PostSettings(retries=2, backoff=0.01, write_pause=0))
+    except Exception as exc:  # noqa: BLE001 - the test reads it
+        results[name] = exc
+
+
+@pytest.mark.parametrize("lands_first", ["older", "newer"])
+def test_two_interleaved_runs_leave_one_comment_with_the_newer_heads_body(tmp_path, gh, env, lands_first):
+    """Two runs both list no comment, then both post (a barrier at POST makes them overlap; then
+    one POST is held back so the given one lands first): after healing, one comment remains and it
+    holds the newer head's report, whichever landed first."""
+    barrier = threading.Barrier(2, timeout=30)
+
+    def overlap(payload: Dict[str, Any]) -> None:
+        barrier.wait()
+        is_newer = NEWER in payload["body"]
+        if is_newer != (lands_first == "newer"):
+            time.sleep(0.5)
+
+    gh.before("POST", r"/issues/7/comments$", overlap, times=2)
+    results: Dict[str, Any] = {}
+    older = threading.Thread(target=_poster, args=(tmp_path, resnet_report(), HEAD, results, "older"))
+    newer = threading.Thread(target=_poster, args=(tmp_path, resnet_report(R101_WIDE, head_sha=NEWER), NEWER,
+                                                   results, "newer"))
+    # the older run reads the PR head before the push, the newer one after it
+    older.start()
+    while sum(1 for r in gh.requests if r == ("GET", f"/repos/{REPO}/pulls/7")) < 1:
+        time.sleep(0.01)
+    gh.pulls[7]["head_sha"] = NEWER
+    newer.start()
+    older.join(60)
+    newer.join(60)
+    assert not isinstance(results["older"], Exception) and not isinstance(results["newer"], Exception), results
+    [kept] = gh.comments[7]
+    assert parse_marker(kept["body"]) == ("default", NEWER) and "8.12G" in kept["body"]
+    assert sum(1 for m, _ in gh.writes() if m == "POST") == 2, "both did post: the race happened"
+    assert sum(1 for m, _ in gh.writes() if m == "DELETE") >= 1
+
+
+def test_duplicates_left_by_an_earlier_race_are_folded_into_the_oldest(tmp_path, gh, env):
+    first = gh.add_comment(7, "reviewer-bot", marker("default", HEAD) + "\nrun A")
+    gh.add_comment(7, "human", "question")
+    gh.add_comment(7, "reviewer-bot", marker("default", HEAD) + "\nrun B")
+    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    assert [c["id"] for c in ours(gh)] == [first] and "8.12G" in ours(gh)[0]["body"]
+    assert [c["login"] for c in gh.comments[7]] == ["reviewer-bot", "human"]
+
+
+# -- rate limits ---------------------------------------------------------------------------------------
+
+def _post_recording(gh: GitHubStub, **settings: Any) -> List[float]:
+    slept: List[float] = []
+    post(resnet_report(), repo_name=REPO, pr_number=7, token="user-token", api_url=gh.url, head_sha=HEAD,
+         settings=PostSettings(**{"backoff": 0.01, "write_pause": 0, **settings}), sleep=slept.append)
+    return slept
+
+
+def test_retry_after_is_honoured(gh):
+    gh.fail("POST", r"/comments$", 403, message="You have exceeded a secondary rate limit",
+            headers={"Retry-After": "7"})
+    assert _post_recording(gh) == [7.0]
+    assert len(ours(gh)) == 1
+
+
+def test_an_exhausted_primary_limit_waits_for_the_reset(gh):
+    reset = int(time.time()) + 30
+    gh.fail("GET", r"/pulls/7$", 403, message="API rate limit exceeded for installation",
+            headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
+    [slept] = _post_recording(gh)
+    assert 25 <= slept <= 32
+    assert len(ours(gh)) == 1
+
+
+def test_a_secondary_limit_without_headers_waits_a_minute(gh):
+    gh.fail("PATCH", r"/comments/\d+$", 429, message="Too Many Requests")
+    gh.add_comment(7, "reviewer-bot", marker("default", HEAD) + "\nold")
+    assert _post_recording(gh) == [60.0]
+    gh.fail("POST", r"/comments$", 403, message="You have exceeded a secondary rate limit. Please wait a few "
+                                                 "minutes before you try again.")
+    gh.comments[7].clear()
+    assert _post_recording(gh, backoff=100.0) == [100.0], "a longer backoff wins over the minute"
+
+
+def test_a_wait_beyond_the_maximum_gives_up_with_one_line(tmp_path, gh, env, capsys):
+    gh.fail("POST", r"/comments$", 403, times=-1, message="API rate limit exceeded",
+            headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 3000)})
+    started = time.monotonic()
+    assert comment(tmp_path, resnet_report(), "--max-wait", "120", "--fail-on-comment-error") == 1
+    assert time.monotonic() - started < 20, "gave up at once instead of sleeping"
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if "could not post" in ln]
+    assert "more than the 120s allowed" in line and "giving up" in line and "Traceback" not in line
+    with pytest.raises(CommentError, match="Retry-After|asks to wait 9000s"):
+        gh.failures.clear()
+        gh.fail("GET", r"/pulls/7$", 429, message="slow down", headers={"Retry-After": "9000"})
+        _post_recording(gh)
