@@ -128,14 +128,12 @@ def has_changes(report: Mapping[str, Any]) -> bool:
 
 
 def _cut(text: str, limit: int) -> str:
-    """Last-resort cut at a line boundary, saying so (the renderer should have made it fit)."""
+    """Last-resort cut that says so, never inside an entity or an open tag (the renderer should
+    have made it fit)."""
+    from mcx_review.render_markdown import cut_markup
+
     note = "\n\n_(comment cut to GitHub's size limit; the full report is in the job's summary)_\n"
-    if len(text) <= limit:
-        return text
-    head = text[: max(0, limit - len(note))]
-    if "\n" in head:
-        head = head[: head.rindex("\n")]
-    return head + note
+    return cut_markup(text, limit, note)
 
 
 def compose_body(report: Mapping[str, Any], tag: str, head_sha: Optional[str],

@@ -6,11 +6,16 @@ exception (paths, module and op names, messages, rule names) goes through ``code
 every Markdown/HTML-active character becomes a numeric entity and newlines become a visible mark,
 so it cannot break a table, open a code span or inject HTML; ``code`` wraps it in ``<code>``
 (GitHub never turns ``@name`` inside code into a mention) and ``esc`` breaks ``@name`` with a word
-joiner. Over ``max_chars``, parts are cut in this order: per-module tables, the unchanged list,
-the could-not-count details, and only then rows of the totals table (each cut says so).
+joiner. Nor can it become a link: GitHub's cmark-gfm autolinks bare URLs, ``www.`` names and
+e-mail addresses in text, even inside ``<code>``, so the ``:`` of ``://`` and the dot of ``www.``
+become entities (the autolinker looks for them literally) and every ``@`` gets a word joiner.
+Over ``max_chars``, parts are cut in this order: per-module tables, the unchanged list, the
+could-not-count details, and only then rows of the totals table (each cut says so); a last-resort
+cut (:func:`cut_markup`) never ends inside an entity or leaves a tag open.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mcx_review.compare import head_failed
@@ -35,8 +40,14 @@ _INVISIBLE = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u206
 def _entities(text: str, joiners: bool = False) -> str:
     out = []
     for i, ch in enumerate(text):
-        if joiners and ch in "@#":
+        if joiners and ch in "@#":  # no mention, no issue link, no e-mail autolink
             out.append(ch + "\u2060")
+        elif ch == "@" and i and (text[i - 1].isalnum() or text[i - 1] in ".+-_"):  # no e-mail autolink
+            out.append("@\u2060")
+        elif ch == "." and text[max(0, i - 3):i].lower() == "www":  # no www. autolink
+            out.append("&#46;")
+        elif ch == ":" and text[i + 1:i + 3] == "//":  # no scheme:// autolink (it needs a literal ':')
+            out.append("&#58;")
         elif ch in _ACTIVE:
             out.append(f"&#{ord(ch)};")
         elif ch == "_":  # inert between two letters/digits (resnet50_8xb32), else emphasis
@@ -526,8 +537,11 @@ def footer(report: Dict[str, Any], prefix: str, tensor_forward: bool) -> str:
     base, head = report.get("base") or {}, report.get("head") or {}
     kind = head.get("kind", "commit")
     base_text = f"base {code(short_sha(base))}"
-    if base.get("rev"):
-        base_text += f" (merge-base with {code(base['rev'])})"
+    rev = str(base.get("rev") or "")
+    if re.fullmatch(r"[0-9a-fA-F]{40}", rev):  # a full SHA (the action passes the PR's base commit)
+        rev = "" if rev.lower() == str(base.get("sha") or "").lower() else rev[:7]
+    if rev:
+        base_text += f" (merge-base with {code(rev)})"
     if kind == "index":
         head_text = f"head the index (staged changes) on {code(short_sha(head))}"
     elif kind == "worktree":
@@ -630,8 +644,43 @@ def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
     fixed = len(assemble([], 0, 0, unchanged_short, summary)) + len(HEADER) + 400
     kept_rows = _fit(rows, max_chars - fixed, separator=1)
     text = assemble(rows[:kept_rows], len(rows) - kept_rows, 0, unchanged_short, summary)
-    return text if len(text) <= max_chars else text[:max_chars]
+    return cut_markup(text, max_chars, CUT_NOTE)
 
 
-__all__ = ["render_markdown", "esc", "code", "split_configs", "number_cells", "module_rows",
+CUT_NOTE = "\n\n<sub>(cut to GitHub's size limit; the full report is in the JSON report and the job summary)</sub>\n"
+_TAG = re.compile(r"<(/?)(details|summary|sub|code)>")
+
+
+def cut_markup(text: str, limit: int, note: str = "") -> str:
+    """``text`` if it fits, else its head + ``note`` within ``limit`` characters: cut at the last
+    line end that fits (inside one over-long line, before a partial entity or tag), then every tag
+    still open closed, so nothing after the cut renders inside a half-made element."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(note) - 40  # 40: the closing tags (one element of each kind at most open)
+    while room > 0:
+        head = text[:room]
+        if "\n" in head:
+            head = head[: head.rindex("\n")]
+        else:
+            amp, lt = head.rfind("&"), head.rfind("<")
+            if amp > head.rfind(";"):
+                head = head[:amp]
+            if lt > head.rfind(">"):
+                head = head[:lt]
+        stack: List[str] = []
+        for m in _TAG.finditer(head):
+            if not m.group(1):
+                stack.append(m.group(2))
+            elif m.group(2) in stack:
+                del stack[len(stack) - 1 - stack[::-1].index(m.group(2)):]
+        closers = "".join(("\n\n" if t == "details" else "") + f"</{t}>" for t in reversed(stack))
+        out = head + closers + note
+        if len(out) <= limit:
+            return out
+        room -= len(out) - limit
+    return note[:limit]
+
+
+__all__ = ["render_markdown", "cut_markup", "esc", "code", "split_configs", "number_cells", "module_rows",
            "largest_flops_change", "count_summary"]

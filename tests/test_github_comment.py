@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Dict, List
 
+import cmarkgfm
 import pytest
+from cmarkgfm.cmark import Options as cmarkgfm_options
 
 from github_stub import APP_BOT, BOT, GitHubStub, parse_outputs, same_repo_pr, workflow_run_event
 from mcx_review import cli, github_env
-from mcx_review.github_comment import (CommentError, PostSettings, marker, neutralise_mentions, parse_marker,
-                                       post)
+from mcx_review.github_comment import (CommentError, PostSettings, compose_body, marker, neutralise_mentions,
+                                       parse_marker, post)
+from mcx_review.render_markdown import cut_markup
 from mcx_review.report_validate import ReportError, load_validated, parse, validate
 
 REPO = "octo/models"
@@ -603,3 +608,158 @@ def test_a_wait_beyond_the_maximum_gives_up_with_one_line(tmp_path, gh, env, cap
         gh.failures.clear()
         gh.fail("GET", r"/pulls/7$", 429, message="slow down", headers={"Retry-After": "9000"})
         _post_recording(gh)
+
+
+# -- what GitHub renders: no links from PR text, no half-cut markup -------------------------------------
+
+LINKY = ("x https://evil.example/a?b=c www.evil.example b.c@evil.example mailto:c@evil.example "
+         "xmpp:d@evil.example ftp://evil.example/f @admins #123 octo/models#9 <https://e.x> [l](https://e.x) "
+         "![i](https://e.x/i.png) HTTP://E.X/Y WWW.E.X")
+SHORT_LINKY = "https://e.x/a www.e.x b@e.x @a #1"
+
+
+class _Html(HTMLParser):
+    """Tags in order, text outside <code>, and whether every opened element was closed."""
+
+    VOID = {"br", "hr", "img", "input"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: List[str] = []
+        self.stack: List[str] = []
+        self.unbalanced: List[str] = []
+        self.text_outside_code: List[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.tags.append(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.unbalanced.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            if tag in self.stack:
+                del self.stack[self.stack.index(tag):]
+            return
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if "code" not in self.stack:
+            self.text_outside_code.append(data)
+
+
+def github_html(markdown: str) -> _Html:
+    """Render like GitHub (cmark-gfm with its extensions, autolink included; raw HTML kept) and parse."""
+    html_text = cmarkgfm.github_flavored_markdown_to_html(markdown, options=cmarkgfm_options.CMARK_OPT_UNSAFE)
+    parsed = _Html()
+    parsed.feed(html_text)
+    parsed.close()
+    return parsed
+
+
+def linky_report() -> Dict[str, Any]:
+    """Every string field of a valid report holds URL, www, e-mail, mention and issue-ref text."""
+    p = f"configs/{LINKY}.py"
+    head = stats(7831658000, 44549160, 16232000)
+    head["modules"][LINKY] = {"flops": 5, "params": 5, "activations": 5, "called": True}
+    head["unsupported_ops"] = {LINKY: 3}
+    head["uncalled_modules"] = [LINKY]
+    changed = entry(p, R50, head) | {
+        "old_path": f"configs/old {LINKY}.py", "status": "renamed", "reasons": [f"inherits {p}", LINKY],
+        "warnings": [{"side": "base", "message": LINKY}],
+        "budgets": [{"rule": LINKY, "metric": "flops", "module": LINKY, "level": "fail", "limit": SHORT_LINKY,
+                     "value": 7831658000, "base": 4108970000, "message": LINKY}]}
+    broken = entry(f"configs/broken {LINKY}.py", R50, R50) | {
+        "status": "error", "head": None, "delta": None, "errors": [{"side": "head", "message": LINKY}]}
+    unchanged = entry(f"configs/same {LINKY}.py", R50, R50, status="unchanged") | {"reasons": [f"inherits {LINKY}"]}
+    rep = report([changed, broken, unchanged])
+    rep["tool"] = {SHORT_LINKY: SHORT_LINKY}
+    rep["base"]["rev"] = LINKY
+    rep["head"]["rev"] = LINKY
+    return rep
+
+
+def test_no_link_comes_from_pr_controlled_text():
+    rep = linky_report()
+    assert validate(rep) == [], "a report the comment job accepts"
+    body = compose_body(rep, "default", HEAD)
+    parsed = github_html(body)
+    assert "a" not in parsed.tags and "img" not in parsed.tags, [t for t in parsed.tags if t in ("a", "img")]
+    assert body.count("evil.example") >= 10, "the text is all there, just inert"
+    outside = "".join(parsed.text_outside_code)
+    assert not re.search(r"@(?![\u200b\u200c\u200d\u2060])", outside), "a would-be mention"
+    assert not re.search(r"#(?!\u2060)\d", outside), "a would-be issue reference"
+    # the same holds for the text renderer's sibling: every cut of the body too
+    for limit in (20000, 8000, 3000):
+        assert "a" not in github_html(compose_body(rep, "default", HEAD, max_chars=limit)).tags
+
+
+def test_the_size_capped_body_never_cuts_inside_an_entity_or_leaves_a_tag_open():
+    configs = [entry(f"configs/fam{i:03d}/{'<&>|' * 30}{SHORT_LINKY}_{i}.py", R50, R101) for i in range(300)]
+    rep = report(configs)
+    rep["tool"] = {f"k{i}": "<&>" * 33 for i in range(10)}
+    assert validate(rep) == []
+    bad_entity = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[a-zA-Z]+;)")
+    for limit in list(range(2500, 4000, 97)) + [65536]:
+        body = compose_body(rep, "default", HEAD, max_chars=limit)
+        assert len(body) <= limit
+        assert not bad_entity.search(body), (limit, bad_entity.search(body))
+        parsed = github_html(body)
+        assert not parsed.unbalanced and not parsed.stack, (limit, parsed.unbalanced, parsed.stack)
+    # the cut itself, on one long line of entities and tags, at every length
+    line = "<sub>" + "".join(f"<code>a&#124;b&#95;{i}</code> \u00b7 " for i in range(40)) + "</sub>"
+    for limit in range(60, len(line), 7):
+        cut = cut_markup(line, limit, " (cut)")
+        assert len(cut) <= limit and cut.endswith(" (cut)")
+        assert not bad_entity.search(cut) and re.fullmatch(r"(?:[^<]|<(/?)(sub|code)>)*", cut), cut
+        parsed = github_html(cut)
+        assert not parsed.unbalanced and not parsed.stack, (limit, cut)
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda r: r["configs"][0]["head"].__setitem__("flops", 10 ** 400), "head.flops"),
+    (lambda r: r["configs"][0]["delta"].__setitem__("params", -10 ** 19), "delta.params"),
+    (lambda r: r["configs"][0]["head"]["modules"]["backbone"].__setitem__("activations", 10 ** 30), "activations"),
+    (lambda r: r.__setitem__("tool", {"x" * 41: "1"}), "$.tool"),
+    (lambda r: r.__setitem__("tool", {"mcx-review": "v" * 101}), "$.tool"),
+    (lambda r: r.__setitem__("tool", {f"k{i}": "1" for i in range(11)}), "$.tool"),
+    (lambda r: r["configs"][0]["head"].__setitem__("input_shape", [3, 10 ** 7, 224]), "input_shape"),
+])
+def test_a_hostile_artifact_is_one_clear_line(tmp_path, gh, env, capsys, mutate, problem):
+    rep = json.loads(json.dumps(resnet_report()))  # R50/R101 are shared
+    mutate(rep)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(rep))
+    assert cli.main(["comment", str(path)]) == 2  # documented: 2 = the report file is not a valid report
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "hostile.json" in err and problem in err, err
+    assert gh.requests == []
+
+
+@pytest.mark.parametrize("raw, problem", [
+    (b'{"schema": "mcx-review/1", "base": {"sha": null}, "head": {"sha": null}, "configs": [], "x": 1e400}',
+     "unexpected key"),
+    (b'{"n": 1' + b"0" * 5000 + b"}", "not valid JSON"),
+    (b'{"n": Infinity}', "Infinity"),
+])
+def test_number_tricks_are_refused_by_the_strict_parse(tmp_path, raw, problem):
+    path = tmp_path / "tricky.json"
+    path.write_bytes(raw)
+    proc = subprocess.run([PY, "-m", "mcx_review.report_validate", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1 and problem in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_footer_shows_short_shas():
+    rep = resnet_report()
+    rep["base"]["rev"] = BASE  # the action passes the PR's base commit as a full SHA
+    body = compose_body(rep, "default", HEAD)
+    footer = body.strip().splitlines()[-1]
+    assert BASE[:7] in footer and BASE not in footer and HEAD not in footer
+    rep["base"] = {"rev": NEWER, "sha": BASE}  # merge-base differs from the given base
+    footer = compose_body(rep, "default", HEAD).strip().splitlines()[-1]
+    assert f"merge-base with <code>{NEWER[:7]}</code>" in footer and NEWER not in footer
