@@ -12,4 +12,6 @@ args=(comment "$REPORT_JSON" --tag "${INPUT_TAG:-default}" --behavior "${INPUT_B
 [ "${INPUT_FAIL_ON_COMMENT_ERROR:-false}" != "true" ] || args+=(--fail-on-comment-error)
 [ -z "${PR_FROM_SHA:-}" ] || args+=(--pr-from-sha "$PR_FROM_SHA")
 [ -z "${HEAD_SHA:-}" ] || args+=(--head-sha "$HEAD_SHA")
+[ -z "${INPUT_BOT_LOGIN:-}" ] || args+=(--bot-login "$INPUT_BOT_LOGIN")
+[ -z "${INPUT_MAX_WAIT:-}" ] || args+=(--max-wait "$INPUT_MAX_WAIT")
 exec mcx-review "${args[@]}"

@@ -123,7 +123,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def runner_env(tmp: Path, venv: Path, gh: GitHubStub, event: Dict[str, Any]) -> Dict[str, str]:
+def runner_env(tmp: Path, venv: Path, gh: GitHubStub, event: Dict[str, Any],
+               event_name: str = "pull_request") -> Dict[str, str]:
     temp = tmp / "runner-temp"
     temp.mkdir(exist_ok=True)
     (tmp / "event.json").write_text(json.dumps(event))
@@ -131,6 +132,7 @@ def runner_env(tmp: Path, venv: Path, gh: GitHubStub, event: Dict[str, Any]) -> 
     return {**keep, "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "CI": "true",
             "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": gh.url,
             "GITHUB_EVENT_PATH": str(tmp / "event.json"), "GITHUB_STEP_SUMMARY": str(tmp / "summary.md"),
+            "GITHUB_EVENT_NAME": event_name,
             "GITHUB_WORKSPACE": str(tmp / "ws"), "RUNNER_TEMP": str(temp), "RUNNER_OS": "Linux",
             "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "MCX_REVIEW_GITHUB_BACKOFF": "0.01", "MCX_REVIEW_GITHUB_WRITE_PAUSE": "0"}
@@ -221,7 +223,7 @@ def test_comment_action_finds_the_fork_pr_by_sha_and_refuses_bad_artifacts(tmp_p
     with GitHubStub(REPO) as gh:
         gh.add_pull(3, "3" * 40)
         gh.add_pull(8, fork_head, head_repo="someone/models")
-        env = runner_env(tmp_path, venv, gh, event)
+        env = runner_env(tmp_path, venv, gh, event, "workflow_run")
         (tmp_path / "ws").mkdir()
         good = tmp_path / "artifact" / "report.json"
         good.parent.mkdir()
@@ -250,10 +252,50 @@ def test_comment_action_finds_the_fork_pr_by_sha_and_refuses_bad_artifacts(tmp_p
         assert code == 1 and "limit" in log and gh.requests == [], log
 
 
+def test_the_write_token_job_never_imports_from_the_workspace(tmp_path, action_copy, venv):
+    """download-artifact without `path:` puts the artifact in the workspace, the directory every
+    step starts in: a planted `pip/` or `mcx_review/` there must not run (python -m would put the
+    current directory first on sys.path)."""
+    head = "e" * 40
+    ws = tmp_path / "ws"
+    log = tmp_path / "planted.log"
+    plant = f"import pathlib\npathlib.Path({str(log)!r}).open('a').write(__name__ + '\\n')\n"
+    for pkg, modules in (("pip", ("__init__", "__main__")),
+                         ("mcx_review", ("__init__", "__main__", "report_validate", "cli"))):
+        for mod in modules:
+            (ws / pkg).mkdir(parents=True, exist_ok=True)
+            (ws / pkg / f"{mod}.py").write_text(plant)
+    (ws / "report.json").write_text(json.dumps(shipped_report(head)))  # the artifact, as downloaded
+    event = {"workflow_run": {"event": "pull_request", "head_sha": head, "head_branch": "feature",
+                              "head_repository": {"full_name": "someone/models"}, "pull_requests": []}}
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(4, head, head_repo="someone/models", head_branch="feature")
+        env = runner_env(tmp_path, venv, gh, event, "workflow_run")
+        code, _, out = run_action(action_copy / "action" / "comment" / "action.yml",
+                                  {"report": "report.json", "token": "actions-token"}, env, ws, {"token": "x"})
+        assert code == 0, out
+        assert not log.exists(), f"planted code ran: {log.read_text()}"
+        assert [parse_marker(b) for b in gh.bodies(4)] == [("default", head)]
+
+
+def test_the_action_refuses_pull_request_target(tmp_path, action_copy, venv):
+    repo = ConfigRepo(tmp_path / "ws", pkg=None)
+    repo.write("configs/a.py", "x = 1\n")
+    repo.commit("one")
+    with GitHubStub(REPO) as gh:
+        env = runner_env(tmp_path, venv, gh, {"pull_request": {"number": 1}}, "pull_request_target")
+        code, outputs, log = run_action(action_copy / "action.yml", {"torch": ""}, env, tmp_path / "ws",
+                                        {"token": "actions-token", "event_name": "pull_request_target"})
+        assert code == 1, log
+        assert "refusing to run on pull_request_target" in log and "fork-safe pair" in log
+        assert "Install" not in log, "nothing was installed or run"
+        assert gh.requests == []
+
+
 # -- the example workflows ----------------------------------------------------------------------------
 
-ACTIONS = {"mcx-review/mcx-review": ROOT / "action.yml",
-           "mcx-review/mcx-review/action/comment": ROOT / "action" / "comment" / "action.yml"}
+ACTIONS = {"OWNER/REPO": ROOT / "action.yml",
+           "OWNER/REPO/action/comment": ROOT / "action" / "comment" / "action.yml"}
 
 
 def workflows() -> Dict[str, Dict[str, Any]]:
