@@ -371,3 +371,203 @@ def test_the_sharded_example_merges_into_one_comment():
     assert review["with"]["args"] == f"--shard ${{{{ matrix.shard }}}}/{n}" and review["with"]["comment"] == "false"
     [(_, comment)] = our_steps({"jobs": {"comment": wf["jobs"]["comment"]}})
     assert comment["with"]["merge"] and wf["jobs"]["comment"]["needs"] == "shard"
+
+
+# -- the example workflows, run as written ------------------------------------------------------------
+# Every job of the README's and action/'s workflows runs here step by step: checkout (the repository
+# is already in the workspace; the step's settings are checked), our two actions (run_action above),
+# upload-artifact / download-artifact (a directory stands in for the artifact store), and `if:`.
+
+PINNED = re.compile(r"^actions/[\w-]+@[0-9a-f]{40}$")
+
+
+def readme_workflows() -> Dict[str, Dict[str, Any]]:
+    """The workflow YAML blocks (```yaml ... with `jobs:`) of README.md and action/README.md."""
+    found = {}
+    for doc in (ROOT / "README.md", ROOT / "action" / "README.md"):
+        for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(), flags=re.S)):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and "jobs" in data:
+                found[f"{doc.relative_to(ROOT)}#{i}"] = data
+    return found
+
+
+def condition(expr: str, ctx: Mapping[str, Any], failed: bool) -> bool:
+    """The `if:` forms our workflows use: always(), success(), `a == 'b'`, `a != ''`, joined by &&."""
+    expr = EXPR.sub(lambda m: m.group(1), expr).strip()
+    result, explicit_status = True, False
+    for term in (t.strip() for t in expr.split("&&")):
+        if term in ("always()", "success()", "failure()"):
+            explicit_status = True
+            result &= {"always()": True, "success()": not failed, "failure()": failed}[term]
+            continue
+        m = re.fullmatch(r"(.+?)\s*(==|!=)\s*(.+)", term)
+        assert m, f"the test runner does not understand if: {expr}"
+        left, right = evaluate(m.group(1), ctx), evaluate(m.group(3), ctx)
+        result &= (left == right) == (m.group(2) == "==")
+    return result and (explicit_status or not failed)
+
+
+def run_job(wf: Dict[str, Any], job_id: str, *, ws: Path, env: Dict[str, str], github: Dict[str, Any],
+            store: Path, action_copy: Path, matrix: Mapping[str, Any] = {}) -> Tuple[int, List[str]]:
+    """Run one job of a workflow; (exit code, log). Our actions resolve to ``action_copy``."""
+    job = wf["jobs"][job_id]
+    ctx: Dict[str, Any] = {"github": github, "runner": {"os": "Linux", "temp": env["RUNNER_TEMP"]},
+                           "steps": {}, "matrix": dict(matrix)}
+    log: List[str] = []
+    if "if" in job and not condition(job["if"], ctx, failed=False):
+        return 0, ["job skipped by its if:"]
+    failed = 0
+    for step in job["steps"]:
+        if "if" in step and not condition(step["if"], ctx, bool(failed)):
+            log.append(f"skip (if): {step.get('uses') or step.get('name')}")
+            continue
+        if "if" not in step and failed:
+            continue
+        uses, given = step["uses"], {k: substitute(v, ctx) for k, v in (step.get("with") or {}).items()}
+        name, _, ref = uses.partition("@")
+        if name in ACTIONS:
+            assert ref == "REF", f"{uses}: examples say OWNER/REPO@REF"
+            path = action_copy / ACTIONS[name].relative_to(ROOT)
+            code, outputs, out = run_action(path, given, env, ws, github)
+            log.append(out)
+            if "id" in step:
+                ctx["steps"][step["id"]] = {"outputs": outputs}
+            failed = failed or code
+            continue
+        assert PINNED.match(uses), f"{uses}: third-party actions are pinned by commit SHA"
+        if name == "actions/checkout":
+            assert given.get("fetch-depth") == "0" and given.get("persist-credentials") == "False", given
+        elif name == "actions/upload-artifact":
+            src = Path(given["path"])
+            if src.is_file():
+                (store / given["name"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, store / given["name"] / src.name)
+            else:
+                assert given.get("if-no-files-found") == "ignore", f"upload of a missing {src}"
+        elif name == "actions/download-artifact":
+            dest = Path(given.get("path") or ws)
+            if "name" in given:
+                shutil.copytree(store / given["name"], dest, dirs_exist_ok=True)
+            else:
+                for art in sorted(store.glob(given["pattern"])):
+                    shutil.copytree(art, dest / art.name, dirs_exist_ok=True)
+        else:
+            raise AssertionError(f"the test runner does not know {uses}")
+        log.append(f"emulated {uses}")
+    return failed, log
+
+
+def pr_repo(tmp_path: Path) -> Tuple[ConfigRepo, str, str]:
+    """mmpretrain's shipped configs on main, and a PR branch that makes ResNet-18 34 layers deep."""
+    repo = ConfigRepo(tmp_path / "ws", pkg="mmpretrain")
+    base = repo.repo.head.commit.hexsha
+    repo.branch("deeper")
+    repo.edit("configs/resnet/resnet18_8xb32_in1k.py", "model = dict(backbone=dict(depth=34))")
+    return repo, base, repo.commit("resnet18 -> 34 layers")
+
+
+def pull_request_event(number: int, base: str, head: str) -> Dict[str, Any]:
+    return {"action": "synchronize", "number": number,
+            "pull_request": {"number": number, "head": {"sha": head, "ref": "deeper",
+                                                        "repo": {"full_name": REPO}},
+                             "base": {"sha": base, "ref": "main"}}}
+
+
+def assert_counted(report: Dict[str, Any]) -> None:
+    """The reviewed config was built and counted at both sides: the stack the example installs
+    works (mmpretrain without mmcv fails every config, and the job would still be green)."""
+    [entry] = [c for c in report["configs"] if c["status"] != "unchanged"]
+    assert entry["path"] == "configs/resnet/resnet18_8xb32_in1k.py" and not entry["errors"], entry["errors"]
+    assert entry["base"]["params"] < entry["head"]["params"]
+
+
+@pytest.mark.parametrize("source", ["README.md#0", "mcx-review.yml"])
+def test_the_simple_workflow_runs_as_written(tmp_path, action_copy, venv, source):
+    wf = readme_workflows()[source] if source.startswith("README") else workflows()[source]
+    repo, base, head = pr_repo(tmp_path)
+    assert not (repo.root / ".mcx-review.yaml").exists(), "the settings file is optional"
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(7, head, head_branch="deeper")
+        env = runner_env(tmp_path, venv, gh, pull_request_event(7, base, head)) | {"HOME": str(tmp_path / "home")}
+        github = {"token": "actions-token", "event_name": "pull_request", "event": pull_request_event(7, base, head),
+                  "workspace": str(repo.root)}
+        [job_id] = wf["jobs"]
+        assert wf["jobs"][job_id]["permissions"]["pull-requests"] == "write"
+        code, log = run_job(wf, job_id, ws=repo.root, env=env, github=github, store=tmp_path / "store",
+                            action_copy=action_copy)
+        text = "\n".join(log)
+        assert code == 0, text
+        report = load_validated(Path(env["RUNNER_TEMP"]) / "mcx-review" / "report.json")
+        assert_counted(report)
+        [body] = gh.bodies(7)
+        assert parse_marker(body) == ("default", head) and "resnet18_8xb32_in1k.py" in body
+        visible = body.split("\n", 1)[1]  # after the hidden marker
+        assert f"<code>{head[:7]}</code>" in visible and head not in visible, "short SHAs in the footer"
+
+
+def test_the_fork_safe_pair_runs_as_written(tmp_path, action_copy, venv):
+    """mcx-review-pr.yml computes for a fork PR and uploads; mcx-review-comment.yml, on the
+    workflow_run event, downloads, validates and posts to that PR, never to a twin with the same
+    head commit in another fork."""
+    flows = workflows()
+    repo, base, head = pr_repo(tmp_path)
+    store = tmp_path / "store"
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(12, head, head_repo="alice/models", head_branch="deeper")
+        gh.add_pull(13, head, head_repo="mallory/models", head_branch="copied")
+        event = pull_request_event(12, base, head)
+        (tmp_path / "compute").mkdir()
+        env = runner_env(tmp_path / "compute", venv, gh, event) | {"HOME": str(tmp_path / "home")}
+        github = {"token": "read-only", "event_name": "pull_request", "event": event, "workspace": str(repo.root)}
+        code, log = run_job(flows["mcx-review-pr.yml"], "review", ws=repo.root, env=env, github=github,
+                            store=store, action_copy=action_copy)
+        assert code == 0, "\n".join(log)
+        assert gh.writes() == [], "the compute side never writes"
+        assert_counted(load_validated(store / "mcx-review-report" / "report.json"))
+
+        run = {"workflow_run": {"id": 99, "event": "pull_request", "head_sha": head, "head_branch": "deeper",
+                                "head_repository": {"full_name": "alice/models"}, "pull_requests": []}}
+        (tmp_path / "post").mkdir()
+        env = runner_env(tmp_path / "post", venv, gh, run, "workflow_run")
+        (tmp_path / "post" / "ws").mkdir()
+        github = {"token": "actions-token", "event_name": "workflow_run", "event": run,
+                  "workspace": str(tmp_path / "post" / "ws")}
+        code, log = run_job(flows["mcx-review-comment.yml"], "comment", ws=tmp_path / "post" / "ws", env=env,
+                            github=github, store=store, action_copy=action_copy)
+        assert code == 0, "\n".join(log)
+        assert [parse_marker(b) for b in gh.bodies(12)] == [("default", head)] and gh.bodies(13) == []
+        assert not list((tmp_path / "post" / "ws").iterdir()), "the artifact stays out of the workspace"
+
+
+def test_the_sharded_workflow_runs_as_written(tmp_path, action_copy, venv):
+    """Four shard jobs (separate runners) upload their reports; the comment job merges them into
+    one sticky comment."""
+    wf = workflows()["mcx-review-sharded.yml"]
+    repo, base, head = pr_repo(tmp_path)
+    repo.edit("configs/resnet/resnet50_8xb32_in1k.py", "model = dict(backbone=dict(depth=101))")
+    head = repo.commit("and ResNet-50 -> 101")
+    store = tmp_path / "store"
+    event = pull_request_event(5, base, head)
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(5, head, head_branch="deeper")
+        for k in wf["jobs"]["shard"]["strategy"]["matrix"]["shard"]:
+            runner = tmp_path / f"shard-{k}"
+            runner.mkdir()
+            env = runner_env(runner, venv, gh, event) | {"HOME": str(tmp_path / "home")}
+            github = {"token": "actions-token", "event_name": "pull_request", "event": event,
+                      "workspace": str(repo.root)}
+            code, log = run_job(wf, "shard", ws=repo.root, env=env, github=github, store=store,
+                                action_copy=action_copy, matrix={"shard": k})
+            assert code == 0, "\n".join(log)
+        assert gh.writes() == [] and len(list(store.glob("mcx-review-shard-*/report.json"))) == 4
+        runner = tmp_path / "comment"
+        (runner / "ws").mkdir(parents=True)
+        env = runner_env(runner, venv, gh, event) | {"HOME": str(tmp_path / "home")}
+        code, log = run_job(wf, "comment", ws=runner / "ws", env=env, github={**github, "workspace": str(runner / "ws")},
+                            store=store, action_copy=action_copy)
+        assert code == 0, "\n".join(log)
+        [body] = gh.bodies(5)
+        assert parse_marker(body) == ("default", head)
+        assert "resnet18_8xb32_in1k.py" in body and "resnet50_8xb32_in1k.py" in body and "Shard" not in body
+        assert "\u2717" not in body and "\u2026" not in body, "every side counted, none pending"
