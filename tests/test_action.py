@@ -5,7 +5,8 @@ stand-in as `GITHUB_API_URL`, bash. `uses:` steps (setup-python, cache) are skip
 The install steps really run pip, offline (``PIP_NO_INDEX``): a throw-away venv sees the project
 venv's site-packages through a .pth file, so torch & co are "already satisfied" and mcx-review is
 built from a copy of this tree (``PIP_NO_BUILD_ISOLATION=0`` uses the installed setuptools).
-The project venv is never written to. The example workflows are checked against the actions.
+The project venv is never written to. The example workflows (action/workflows and the READMEs')
+are checked against the actions and run job by job as written (run_job).
 """
 from __future__ import annotations
 
@@ -324,6 +325,31 @@ def test_workflows_use_only_inputs_that_exist():
             assert set(step.get("with", {})) <= set(declared), (name, set(step["with"]) - set(declared))
             required = {k for k, v in declared.items() if v.get("required")}
             assert required <= set(step.get("with", {})), (name, required)
+
+
+def test_every_example_says_where_the_action_lives_the_same_way():
+    """Our actions are always `OWNER/REPO@REF` / `OWNER/REPO/action/comment@REF` (explained once, in
+    action/README.md and the README); every other action is pinned by commit SHA with its version."""
+    docs = [ROOT / "README.md", ROOT / "action" / "README.md", ROOT / "action.yml",
+            ROOT / "action" / "comment" / "action.yml", *sorted((ROOT / "action" / "workflows").glob("*.yml"))]
+    ours, theirs = set(), []
+    for doc in docs:
+        for line in doc.read_text().splitlines():
+            m = re.search(r"uses:\s*([^\s#]+)(.*)", line)
+            if not m:
+                continue
+            name, _, ref = m.group(1).partition("@")
+            if name.startswith("OWNER/REPO"):
+                ours.add(m.group(1))
+            else:
+                theirs.append((doc.name, m.group(1), m.group(2)))
+    assert ours == {"OWNER/REPO@REF", "OWNER/REPO/action/comment@REF"}, ours
+    for doc, uses, comment in theirs:
+        assert PINNED.match(uses) and re.search(r"#\s*v\d+\.\d+\.\d+", comment), (doc, uses, comment)
+    for doc in docs + [ROOT / "docs" / "precommit.md"]:
+        assert "mcx-review/mcx-review@" not in doc.read_text(), f"{doc}: a place the action does not live"
+    for doc in (ROOT / "README.md", ROOT / "action" / "README.md"):
+        assert "Where the action lives" in doc.read_text()
 
 
 def test_actions_reference_only_declared_inputs_and_step_outputs():
