@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
@@ -44,14 +45,32 @@ _Strict = validators.extend(
 @lru_cache(maxsize=None)
 def validator_for(path: str) -> Any:
     """A checked, cached validator for the schema file at ``path``."""
-    schema = json.loads(Path(path).read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return _Strict(schema)
+    return _checked(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def _checked(schema: Mapping[str, Any]) -> Any:
     Draft202012Validator.check_schema(schema)
-    return _Strict(schema)
+    return _Strict(inline_refs(schema))
+
+
+def inline_refs(schema: Mapping[str, Any]) -> Any:
+    """The schema with every local ``#/$defs/NAME`` reference replaced by its definition (our
+    schemas are not recursive): the same checks, about twice as fast as resolving each ``$ref``
+    per value of a large report."""
+    defs = schema.get("$defs") or {}
+
+    def walk(node: Any, seen: Tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [walk(v, seen) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        rest = {k: walk(v, seen) for k, v in node.items() if k != "$ref"}
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs and ref not in seen:
+            return {**walk(defs[ref[8:]], seen + (ref,)), **rest}
+        return {**rest, "$ref": ref} if ref is not None else rest
+
+    return walk(dict(schema), ())
 
 
 def _json_kind(value: Any) -> str:
@@ -96,7 +115,8 @@ def problems(instance: Any, schema: "str | Path | Mapping[str, Any]", root: str 
     ``expected object, got array`` (a JSON artifact) rather than ``expected a mapping, got [1]``
     (a YAML file a person wrote)."""
     v = validator_for(str(schema)) if isinstance(schema, (str, Path)) else _checked(schema)
-    errors = sorted(v.iter_errors(instance), key=lambda e: _order(instance, e.absolute_path))
+    # the first 1000 found, in document order (a hostile artifact may hold millions)
+    errors = sorted(islice(v.iter_errors(instance), 1000), key=lambda e: _order(instance, e.absolute_path))
     out: List[str] = []
     for error in errors[:MAX_PROBLEMS]:
         path, text = describe(error, json_words)
