@@ -372,8 +372,8 @@ def sync_comment(gh: Any, repo_name: str, pr_number: int, body: str, *, tag: str
                 _delete(c)
         c = pr.create_issue_comment(body)
         outcome = Outcome("recreated" if behavior == "delete-and-new" and mine else "created", c.id, c.html_url)
-    if behavior == "new":
-        return outcome
+    if behavior == "new" or (outcome.action == "unchanged" and len(mine) == 1):
+        return outcome  # nothing written and nothing to fold: no need to look again
     return _heal(gh, repo, pr_number, body, tag=tag, head_sha=head_sha, who=who,
                  keep_newest=behavior == "delete-and-new", outcome=outcome)
 
