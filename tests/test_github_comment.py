@@ -503,8 +503,6 @@ def test_an_explicit_login_picks_the_comment(tmp_path, gh, env, monkeypatch):
     assert comment(tmp_path, resnet_report(), "--bot-login", APP_BOT) == 0
     assert [c["login"] for c in gh.comments[7]] == [BOT, APP_BOT]
     assert "another workflow" in gh.comments[7][0]["body"], "another bot's comment is left alone"
-    settings = tmp_path / "settings.yaml"
-    settings.write_text(f"comment:\n  login: '{APP_BOT}'\n")
     assert comment(tmp_path, resnet_report(R101_WIDE), "--bot-login", "not a login!",
                    "--fail-on-comment-error") == 1
 
