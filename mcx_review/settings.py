@@ -35,6 +35,8 @@ shapes:                               # per-config input size, first matching gl
 comment:
   behavior: update                    # update | new | delete-and-new
   tag: default                        # one sticky comment per tag
+limits: warn                          # a config stopped by a resource limit (--timeout, a killed
+                                      # worker) at head: warn (default) | fail (exit 1)
 budgets:
   - metric: flops                     # flops | params | activations
     limit: "+5%"                      # relative to base: +5% (growth), -10% (shrinkage)
@@ -103,6 +105,7 @@ class Settings:
     shapes: Tuple[Tuple[str, Optional[Shape]], ...] = ()  # (glob, shape or None = pipeline), in file order
     comment: CommentSettings = field(default_factory=CommentSettings)
     budgets: Tuple[Budget, ...] = ()
+    limits: Level = "warn"  # verdict on a config a resource limit kept from being counted at head
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -146,7 +149,7 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     if data is None:
         return Settings(source=source)
     p = _Parser(source)
-    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets"})
+    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits"})
     kw: Dict[str, Any] = {"source": source}
     if "configs" in top:
         kw["configs"] = p.globs(top["configs"], "configs", allow_empty=False)
@@ -160,6 +163,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
                              for k, v in shapes.items())
     if "comment" in top:
         kw["comment"] = p.comment(top["comment"])
+    if "limits" in top:
+        kw["limits"] = p.choice(top["limits"], "limits", LEVELS)
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()

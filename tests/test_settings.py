@@ -110,7 +110,7 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: flops, limit: '+5%'}\n  - {metric: params, limit: 25M}\n"
      "  - {metric: flops, limit: 4G, level: error}\n",
      "budgets[2].level: expected 'warn' or 'fail', got 'error'"),
-    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, shape, shapes)"),
+    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, limits, shape, shapes)"),
     ("budgets:\n  - {metric: flop, limit: 1G}\n",
      "budgets[0].metric: expected one of 'flops', 'params', 'activations', got 'flop'"),
     ("budgets:\n  - {limit: 1G}\n", "budgets[0]: missing key 'metric'"),
