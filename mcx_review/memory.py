@@ -56,7 +56,7 @@ def total_memory() -> Optional[int]:
 def default_max_rss(workers: int, total: Optional[int] = None) -> int:
     """The limit every concurrent worker fits under together: ``SHARE`` of the machine split
     between them, at most ``CAP``. A 7 GB GitHub runner (2 cores: one worker per revision side)
-    gets about 2.7 GiB per worker; a 16 GB one with 4 workers, 3 GiB."""
+    gets about 2.6 GiB per worker; a 16 GB one with 4 workers, 3.0 GiB."""
     total = total if total is not None else total_memory()
     if not total:
         return CAP
