@@ -265,3 +265,12 @@ def test_a_real_timeout_is_a_limit_warning_at_both_sides(timeout_repo):
     code, report, _ = _review(timeout_repo.root, RESNET50, "--timeout", "0.2",
                               "--config", str(timeout_repo.root / "settings-fail.yaml"))
     assert code == 0, "a limit at base and head is the same category: not the change's doing"
+
+
+def test_limits_setting_is_warn_by_default_and_checked():
+    from mcx_review.settings import SettingsError, load_settings
+
+    assert load_settings(None, text="comment: {tag: x}\n").limits == "warn"
+    assert load_settings(None, text="limits: fail\n").limits == "fail"
+    with pytest.raises(SettingsError, match=r"^\.mcx-review\.yaml: limits: expected 'warn' or 'fail', got 'error'$"):
+        load_settings(None, text="limits: error\n")
