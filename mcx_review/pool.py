@@ -147,9 +147,17 @@ class WorkerPool:
         self._workers: List[Optional[_Worker]] = [None] * self.size
         self._started = 0
         self.torch_imported = False
-        self.recycled = 0  # workers replaced after a job for holding too much memory
-        self.alone = 0  # jobs run again alone (past the RSS limit beside others, or killed)
-        self.jobs: List[Dict[str, Any]] = []  # per job: op, config, worker, rss, peak_rss, seconds, alone
+        self.jobs: List[Dict[str, Any]] = []  # per attempt: op, config, worker, rss, peak_rss, seconds, alone...
+
+    @property
+    def recycled(self) -> int:
+        """Workers replaced after a job for holding too much memory."""
+        return sum(1 for j in self.jobs if j.get("recycled"))
+
+    @property
+    def alone(self) -> int:
+        """Jobs run again alone (past the RSS limit beside others, or killed)."""
+        return sum(1 for j in self.jobs if j["alone"])
 
     def _worker(self, slot: int) -> _Worker:
         w = self._workers[slot]
@@ -174,18 +182,17 @@ class WorkerPool:
         limit = None if alone else self.max_rss
         result = w.ask(job, timeout, limit, watch=lambda: self.gate.busy > 1)
         peak = max(int(result.get("peak_rss") or 0), int(result.get("seen_rss") or 0))
-        self.jobs.append({"op": job.get("op"), "config": job.get("config"), "worker": w.log_path.stem,
-                          "rss": result.get("rss"), "peak_rss": peak or None,
-                          "start": start, "end": time.monotonic(),
-                          "seconds": round(time.monotonic() - start, 3), "alone": alone,
-                          "ok": bool(result.get("ok")), "over_rss": bool(result.get("over_rss")),
-                          "exit_code": result.get("exit_code")})
+        end = time.monotonic()
+        record = {"op": job.get("op"), "config": job.get("config"), "worker": w.log_path.stem,
+                  "rss": result.get("rss"), "peak_rss": peak or None, "start": start, "end": end,
+                  "seconds": round(end - start, 3), "alone": alone, "ok": bool(result.get("ok")),
+                  "over_rss": bool(result.get("over_rss")), "exit_code": result.get("exit_code")}
+        self.jobs.append(record)  # (one append per attempt: safe across the pool's threads)
         if self.max_rss and w.alive() and (peak > self.max_rss
                                           or int(result.get("rss") or 0) > RECYCLE_AT * self.max_rss):
             w.close()  # its next job starts in a fresh process, with room to grow
             self._workers[slot] = None
-            self.recycled += 1
-            self.jobs[-1]["recycled"] = True
+            record["recycled"] = True
         return result
 
     def _run_one(self, slot: int, job: Dict[str, Any], timeout: Optional[float]) -> Result:
@@ -194,7 +201,6 @@ class WorkerPool:
         if result.get("over_rss") or (result.get("limit") or {}).get("kind") == "killed":
             # past the limit beside other analyses, or killed from outside (the OOM killer):
             # once more with the machine to itself
-            self.alone += 1
             with self.gate.alone():
                 again = self._attempt(slot, job, timeout, alone=True)
             again["alone"] = True
