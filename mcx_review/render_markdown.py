@@ -95,7 +95,10 @@ def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[
             return None
         where = "base and head" if other else str(error.get("side"))
         failing = error.get("side") == "head" and limit.get("level") == "fail" and not other
-        return f"not counted at {where}: limit reached ({limit.get('limit', '?')})", failing
+        named = str(limit.get("limit", "?"))
+        if other and other.get("limit") != limit.get("limit"):
+            named = f"base: {other.get('limit', '?')}; head: {named}"
+        return f"not counted at {where}: limit reached ({named})", failing
     messages = {side: {e.get("message") for e in entry.get("errors") or [] if e.get("side") == side}
                 for side in ("base", "head")}
     if error.get("side") == "head":
@@ -162,7 +165,7 @@ def count_summary(configs: Sequence[Dict[str, Any]]) -> str:
              ("fixed", "fixed"), ("error", "could not be counted"))
 
     def status(c: Dict[str, Any]) -> str:  # "fixed": broken at base only, counted at head
-        if c.get("status") == "error" and not side_has_error(c, "head"):
+        if c.get("status") == "error" and not side_has_error(c, "head") and not limit_of(c, "base"):
             return "fixed"
         return str(c.get("status"))
 
@@ -498,7 +501,7 @@ def error_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
             continue
         label, failing = labelled
         if failing:
-            lines.append(f"- {FAIL_MARK} {name} **{label}**: {code(_clip(e.get('message', '')))}")
+            lines.append(f"- {FAIL_MARK} {name} **{esc(label)}**: {code(_clip(e.get('message', '')))}")
         elif e.get("limit"):
             lines.append(f"- {WARN_MARK} {name} {esc(label)}: {code(_clip(e.get('message', '')))}")
         else:

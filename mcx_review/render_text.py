@@ -185,7 +185,7 @@ def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]
             if labelled is None:
                 continue
             label, failing = labelled
-            out["errors"].append(Text(f"{name}: {label}: ", style="red" if failing else "yellow" if e.get("limit") else "")
+            out["errors"].append(Text(f"{name}: {clean(label)}: ", style="red" if failing else "yellow" if e.get("limit") else "")
                                  .append(clean(e.get("message", ""))))
         for b in c.get("budgets") or []:
             level = b.get("level", "warn")

@@ -274,3 +274,22 @@ def test_limits_setting_is_warn_by_default_and_checked():
     assert load_settings(None, text="limits: fail\n").limits == "fail"
     with pytest.raises(SettingsError, match=r"^\.mcx-review\.yaml: limits: expected 'warn' or 'fail', got 'error'$"):
         load_settings(None, text="limits: error\n")
+
+
+def test_renderers_name_each_sides_limit_and_never_call_a_limit_fixed():
+    stats = {"input_shape": [3, 224, 224], "forward": "extract_feat", "flops": 4 * 10**9, "params": 25 * 10**6,
+             "activations": 11 * 10**6, "modules": {}, "unsupported_ops": {}, "uncalled_modules": []}
+    timeout = SideResult(error="analysis took longer than 600 s (--timeout); its worker was stopped",
+                         limit={"kind": "timeout", "limit": "--timeout 600 s", "level": "warn"})
+    report = {"schema": "mcx-review/1", "base": {"sha": "a" * 40}, "head": {"sha": "b" * 40}, "configs": [
+        config_report("configs/a/mixed.py", _killed(9), timeout, reasons=["changed"]),
+        config_report("configs/a/base-only.py", timeout, SideResult(stats=stats), reasons=["changed"]),
+        config_report("configs/a/evil.py", SideResult(stats=stats),
+                      SideResult(error="x", limit={"kind": "killed", "limit": "<img src=x>\x1b[31m", "level": "fail"}),
+                      reasons=["changed"])]}
+    md = render_markdown(report)
+    assert "not counted at base and head: limit reached (base: worker killed (signal 9); head: --timeout 600 s)" in md
+    assert "not counted at base: limit reached (--timeout 600 s)" in md
+    assert "fixed" not in md, "a side a limit kept from being counted was not broken"
+    assert "<img" not in md and "&#60;img" in md  # a report is untrusted in the comment job
+    assert "\x1b" not in render_text(report, color=False)
