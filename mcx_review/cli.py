@@ -43,6 +43,15 @@ def _join_shape(args: List[str]) -> List[str]:
     return out
 
 
+def _size(text: str) -> int:
+    from mcx_review.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--max-worker-rss: {exc}") from None
+
+
 def _shard(text: str) -> Tuple[int, int]:
     try:
         k, n = (int(x) for x in text.split("/"))
@@ -73,6 +82,10 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
                    "of the head revision)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one analysis may take (600)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default: by cores and memory)")
+    p.add_argument("--max-worker-rss", type=_size, default=None, metavar="SIZE",
+                   help="memory one worker may hold, e.g. 3G or 2500M (default: 80%% of the machine's "
+                        "memory shared by the workers, at most 3G); a worker past it is replaced after "
+                        "its job, and a model that needs more runs alone")
     p.add_argument("--cache-dir", type=Path, help="result cache (default ~/.cache/mcx-review)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--shard", type=_shard, help="analyse shard K of N (join the reports with `merge`)")
@@ -161,7 +174,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         base=base, head=args.head, head_kind=kind, files=args.files,
         shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
-        shard=args.shard, settings_path=args.settings)
+        shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss)
     say = (lambda m: None) if args.quiet else log
     progress = None if args.quiet else output.Progress(say)
     try:

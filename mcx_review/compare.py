@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from mcx_review.report import METRICS, ConfigReport, Message, ModelStats
 
@@ -15,6 +15,7 @@ class SideResult:
     stats: Optional[ModelStats] = None
     error: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
+    limit: Optional[Dict[str, str]] = None  # with error: a resource limit stopped it (kind, limit, level)
 
 
 ABSENT = SideResult(present=False)
@@ -56,6 +57,8 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
     for side, result in (("base", base), ("head", head)):
         if result.error:
             errors.append({"side": side, "message": result.error})  # type: ignore[typeddict-item]
+            if result.limit:
+                errors[-1]["limit"] = dict(result.limit)  # type: ignore[typeddict-unknown-key]
         warnings += [{"side": side, "message": w} for w in result.warnings]  # type: ignore[misc]
     return {
         "path": path,
@@ -71,10 +74,32 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
     }
 
 
+def limit_of(entry: "ConfigReport | Dict[str, Any]", side: str) -> Optional[Dict[str, Any]]:
+    """The resource limit (``{"kind", "limit", "level"}``) that kept ``side`` from being counted."""
+    for e in entry.get("errors") or []:
+        if e.get("side") == side and e.get("limit"):
+            return e["limit"]  # type: ignore[no-any-return]
+    return None
+
+
 def head_failed(entry: ConfigReport) -> bool:
     """A config that fails to analyse at head fails the review; one broken only at base (and fixed
-    by the change) is good news; one failing the same way at both is not the change's doing."""
+    by the change) is good news; one failing the same way at both is not the change's doing.
+
+    Errors compare by category: a resource limit (timeout, killed worker) is one category, whatever
+    its text (exit code -9 or -15, 600 s or 900 s), and it is not the change's fault either: it
+    fails the review only at level ``fail`` (settings ``limits: fail``), and not when base hit a
+    limit too. Any other error compares by its message."""
     errors = entry.get("errors", [])
-    before = {e["message"] for e in errors if e["side"] == "base"}
-    # the same failure at base is not the change's doing: reported, but it does not fail the review
-    return any(e["side"] == "head" and e["message"] not in before for e in errors)
+    before = {e["message"] for e in errors if e["side"] == "base" and not e.get("limit")}
+    base_limited = limit_of(entry, "base") is not None
+    for e in errors:
+        if e["side"] != "head":
+            continue
+        limit = e.get("limit")  # type: ignore[misc]
+        if limit:
+            if limit.get("level") == "fail" and not base_limited:
+                return True
+        elif e["message"] not in before:
+            return True
+    return False

@@ -19,9 +19,10 @@ def _side(entry: Dict[str, Any], side: str) -> SideResult:
     absent_status = "added" if side == "base" else "removed"
     if entry["status"] == absent_status:
         return ABSENT
-    errors = [e["message"] for e in entry.get("errors", []) if e["side"] == side]
+    errors = [e for e in entry.get("errors", []) if e["side"] == side]
     warnings = [w["message"] for w in entry.get("warnings", []) if w["side"] == side]
-    return SideResult(stats=entry.get(side), error=errors[0] if errors else None, warnings=warnings)
+    return SideResult(stats=entry.get(side), error=errors[0]["message"] if errors else None, warnings=warnings,
+                      limit=errors[0].get("limit") if errors else None)
 
 
 def merge_entries(entries: Sequence[Dict[str, Any]]) -> ConfigReport:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from mcx_review.compare import head_failed
+from mcx_review.compare import head_failed, limit_of
 from mcx_review.units import (ARROW, DASH, format_change, format_count, format_delta, format_percent,
                               format_shape, format_shapes)
 
@@ -92,8 +92,24 @@ def fails(entry: Dict[str, Any]) -> bool:
     return head_failed(entry) or any(b.get("level") == "fail" for b in entry.get("budgets") or [])  # type: ignore[arg-type]
 
 
+def limited(entry: Dict[str, Any]) -> bool:
+    """A resource limit (timeout, killed worker) kept a side from being counted: a warning."""
+    return bool(limit_of(entry, "head") or limit_of(entry, "base"))
+
+
 def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[str, bool]]:
     """(how to call one error, whether it fails the review); None when another line says it."""
+    limit = error.get("limit")
+    if limit:  # compared by category, not by text: one line when both sides hit a limit
+        other = limit_of(entry, "base" if error.get("side") == "head" else "head")
+        if error.get("side") == "base" and other:
+            return None
+        where = "base and head" if other else str(error.get("side"))
+        failing = error.get("side") == "head" and limit.get("level") == "fail" and not other
+        named = str(limit.get("limit", "?"))
+        if other and other.get("limit") != limit.get("limit"):
+            named = f"base: {other.get('limit', '?')}; head: {named}"
+        return f"not counted at {where}: limit reached ({named})", failing
     messages = {side: {e.get("message") for e in entry.get("errors") or [] if e.get("side") == side}
                 for side in ("base", "head")}
     if error.get("side") == "head":
@@ -160,7 +176,7 @@ def count_summary(configs: Sequence[Dict[str, Any]]) -> str:
              ("fixed", "fixed"), ("error", "could not be counted"))
 
     def status(c: Dict[str, Any]) -> str:  # "fixed": broken at base only, counted at head
-        if c.get("status") == "error" and not side_has_error(c, "head"):
+        if c.get("status") == "error" and not side_has_error(c, "head") and not limit_of(c, "base"):
             return "fixed"
         return str(c.get("status"))
 
@@ -359,6 +375,9 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
     warning = sum(1 for c in shown if warns(c) and not fails(c))
     if warning:
         parts.append(f"{WARN_MARK} {warning} over a warn budget")
+    limit = sum(1 for c in shown if limited(c) and not fails(c))
+    if limit:
+        parts.append(f"{WARN_MARK} {limit} not counted: limit reached")
     return "### Model complexity: " + " \u00b7 ".join(parts)
 
 
@@ -367,10 +386,15 @@ def status_notes(entry: Dict[str, Any]) -> List[str]:
     notes: List[str] = []
     if entry.get("status") in ("added", "removed"):
         notes.append(str(entry["status"]))
-    if head_failed(entry):  # type: ignore[arg-type]
+    head_limit, base_limit = limit_of(entry, "head"), limit_of(entry, "base")
+    if head_limit:
+        notes.append(f"not counted at {'base and head' if base_limit else 'head'}: limit reached")
+    elif head_failed(entry):  # type: ignore[arg-type]
         notes.append("fails at head")
     elif side_has_error(entry, "head"):
         notes.append("fails at base and head")
+    elif base_limit:
+        notes.append("not counted at base: limit reached")
     elif side_has_error(entry, "base"):
         notes.append("broken at base, fixed here")
     if entry.get("pending"):
@@ -381,7 +405,7 @@ def status_notes(entry: Dict[str, Any]) -> List[str]:
 
 
 def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
-    mark = f"{FAIL_MARK} " if fails(entry) else f"{WARN_MARK} " if warns(entry) else ""
+    mark = f"{FAIL_MARK} " if fails(entry) else f"{WARN_MARK} " if warns(entry) or limited(entry) else ""
     notes: List[str] = []
     if entry.get("old_path"):
         notes.append(f"renamed from {code(short(entry['old_path'], prefix))}")
@@ -488,7 +512,9 @@ def error_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
             continue
         label, failing = labelled
         if failing:
-            lines.append(f"- {FAIL_MARK} {name} **{label}**: {code(_clip(e.get('message', '')))}")
+            lines.append(f"- {FAIL_MARK} {name} **{esc(label)}**: {code(_clip(e.get('message', '')))}")
+        elif e.get("limit"):
+            lines.append(f"- {WARN_MARK} {name} {esc(label)}: {code(_clip(e.get('message', '')))}")
         else:
             lines.append(f"- {name} {label}: {code(_clip(e.get('message', '')))}")
     return lines

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_label, fails,
-                                        flops_change_text, indirect_reasons, largest_flops_change,
+                                        flops_change_text, indirect_reasons, largest_flops_change, limited,
                                         reason_parts, short, short_sha, split_configs, status_notes,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)
 from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
@@ -91,7 +91,7 @@ def wrap_path(path: str, width: int) -> str:
 
 
 def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
-    mark = "\u2717 " if fails(entry) else "! " if warns(entry) else ""
+    mark = "\u2717 " if fails(entry) else "! " if warns(entry) or limited(entry) else ""
     text = Text(mark, style="bold red" if fails(entry) else "yellow")
     text.append(wrap_path(clean(short(entry["path"], prefix)), width - len(mark)), style="bold")
     notes: List[str] = []
@@ -150,6 +150,9 @@ def _headline(shown: List[Dict[str, Any]], unchanged: List[Dict[str, Any]]) -> T
     failing = sum(1 for c in shown if fails(c))
     if failing:
         text.append(f" \u00b7 {failing} failing", style="bold red")
+    limit = sum(1 for c in shown if limited(c) and not fails(c))
+    if limit:
+        text.append(f" \u00b7 {limit} not counted: limit reached", style="yellow")
     return text
 
 
@@ -182,7 +185,7 @@ def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]
             if labelled is None:
                 continue
             label, failing = labelled
-            out["errors"].append(Text(f"{name}: {label}: ", style="red" if failing else "")
+            out["errors"].append(Text(f"{name}: {clean(label)}: ", style="red" if failing else "yellow" if e.get("limit") else "")
                                  .append(clean(e.get("message", ""))))
         for b in c.get("budgets") or []:
             level = b.get("level", "warn")

@@ -16,6 +16,9 @@ Example::
                   "base": {"input_shape": [3, 224, 224], "flops": 4108970000, ...},
                   "head": {...}, "delta": {"flops": ..., "params": ..., "activations": ...},
                   "errors": [], "warnings": [{"side": "head", "message": "..."}],
+                  # an error a resource limit caused also says which:
+                  # {"side": "head", "message": "analysis took longer than 600 s ...",
+                  #  "limit": {"kind": "timeout", "limit": "--timeout 600 s", "level": "warn"}}
                   "budgets": []}]}
 """
 from __future__ import annotations
@@ -50,9 +53,22 @@ class ModelStats(TypedDict):
     uncalled_modules: List[str]  # unexpected ones only (the head under extract_feat is expected)
 
 
-class Message(TypedDict):
+class Limit(TypedDict):
+    """A resource limit kept this side from being counted: not the change's fault, a category of
+    its own (compared by kind of limit, never by the error's text)."""
+
+    kind: Literal["timeout", "killed"]  # over --timeout; worker killed by a signal (OOM?) even alone
+    limit: str  # the limit named for a reader: "--timeout 600 s", "worker killed (signal 9, out of memory?)"
+    level: Literal["warn", "fail"]  # settings `limits`: fail makes a head-only limit exit 1
+
+
+class _MessageBase(TypedDict):
     side: Side
     message: str
+
+
+class Message(_MessageBase, total=False):
+    limit: Limit  # errors only: set when a resource limit, not the config, stopped the analysis
 
 
 class ConfigReport(TypedDict, total=False):

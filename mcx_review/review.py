@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from mcx_review import __version__, gitrev, impact
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
 from mcx_review.compare import ABSENT, SideResult, config_report
+from mcx_review.memory import Gate, default_max_rss
 from mcx_review.pool import WorkerPool
 from mcx_review.report import SCHEMA, ConfigReport, Report
 from mcx_review.settings import Settings, load_settings
@@ -33,6 +34,7 @@ class Options:
     use_cache: bool = True
     shard: Optional[Tuple[int, int]] = None  # (k, n), 1-based
     settings_path: Optional[Path] = None
+    max_worker_rss: Optional[int] = None  # bytes; None: memory.default_max_rss of the worker count
 
 
 @dataclass
@@ -54,6 +56,10 @@ class Stats:
     cache_hits: int = 0
     skipped_unchanged: int = 0
     torch_imported: bool = False
+    max_worker_rss: int = 0  # the limit the workers ran under
+    worker_recycles: int = 0  # workers replaced after a job for holding too much memory
+    run_alone: int = 0  # jobs run again with no other analysis beside them
+    jobs: List[Dict[str, Any]] = field(default_factory=list)  # per job: side, op, config, rss, peak_rss, ...
 
 
 # ---------------------------------------------------------------- impact
@@ -133,7 +139,10 @@ class Resolver:
         self.log = log
         per_side = max(1, opts.jobs // 2)
         threads = max(1, (os.cpu_count() or 1) // (2 * per_side))
-        self.pools = {s: WorkerPool(trees[s], per_side, threads=threads) for s in SIDES}
+        self.max_rss = opts.max_worker_rss or default_max_rss(2 * per_side)  # both sides run at once
+        gate = Gate()  # one per review: a job run alone has neither revision's analyses beside it
+        self.pools = {s: WorkerPool(trees[s], per_side, threads=threads, max_rss=self.max_rss, gate=gate)
+                      for s in SIDES}
         self.results: Dict[str, Dict[str, Dict[str, Any]]] = {s: {} for s in SIDES}
         self.used_files: Dict[str, Dict[str, Set[str]]] = {s: {} for s in SIDES}
         self.code_index: Dict[str, Any] = {}
@@ -198,20 +207,30 @@ class Resolver:
         return out
 
     def close(self) -> None:
-        for p in self.pools.values():
+        self.stats.max_worker_rss = self.max_rss
+        for side, p in self.pools.items():
             p.close()
             self.stats.torch_imported |= p.torch_imported
+            self.stats.worker_recycles += p.recycled
+            self.stats.run_alone += p.alone
+            self.stats.jobs += [dict(j, side=side) for j in p.jobs]
 
 
-def _side_result(resolved: Optional[Dict[str, Any]], analysed: Optional[Dict[str, Any]]) -> SideResult:
+def _failure(result: Dict[str, Any], limits_level: str) -> SideResult:
+    limit = result.get("limit")
+    return SideResult(error=result["error"], limit=dict(limit, level=limits_level) if limit else None)
+
+
+def _side_result(resolved: Optional[Dict[str, Any]], analysed: Optional[Dict[str, Any]],
+                 limits_level: str = "warn") -> SideResult:
     if resolved is None:
         return ABSENT
     if not resolved.get("ok"):
-        return SideResult(error=resolved["error"])
+        return _failure(resolved, limits_level)
     if analysed is None:
         return SideResult()
     if not analysed.get("ok"):
-        return SideResult(error=analysed["error"])
+        return _failure(analysed, limits_level)
     return SideResult(stats=analysed["stats"], warnings=list(analysed.get("warnings", [])))
 
 
@@ -322,7 +341,7 @@ def _review_targets(targets: List[Target], resolver: Resolver, opts: Options, lo
                 a = {"ok": True, **a}
             if r and r.get("ok") and a is None and t.path not in skipped:
                 pending.append(side)  # another shard measures it
-            sides[side] = _side_result(r, a)
+            sides[side] = _side_result(r, a, resolver.settings.limits)
         entry = config_report(t.path, sides["base"], sides["head"],
                               old_path=t.base_path if t.base_path != t.path else None,
                               reasons=t.reasons, skipped_unchanged=t.path in skipped)

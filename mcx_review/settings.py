@@ -45,6 +45,8 @@ comment:
   behavior: update                    # update | new | delete-and-new
   tag: default                        # one sticky comment per tag
   # login: my-app[bot]                # who posts it (default: the token's user, else any bot)
+limits: warn                          # a config stopped by a resource limit (--timeout, a killed
+                                      # worker) at head: warn (default) | fail (exit 1)
 budgets:
   - metric: flops                     # flops | params | activations
     limit: "+5%"                      # relative to base: +5% (growth), -10% (shrinkage)
@@ -114,6 +116,7 @@ class Settings:
     shapes: Tuple[Tuple[str, Optional[Shape]], ...] = ()  # (glob, shape or None = pipeline), in file order
     comment: CommentSettings = field(default_factory=CommentSettings)
     budgets: Tuple[Budget, ...] = ()
+    limits: Level = "warn"  # verdict on a config a resource limit kept from being counted at head
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -152,6 +155,10 @@ def load_settings(path: Optional[Path], *, text: Optional[str] = None,
     return parse_settings(data, source=source)
 
 
+# Every top-level key; settings-schema.json declares the same ones (a test holds them equal).
+TOP_KEYS = frozenset({"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits"})
+
+
 def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     """Validate already-parsed YAML data (None = an empty file = defaults)."""
     if data is None:
@@ -160,7 +167,7 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     if found:
         raise SettingsError(f"{source}: {found[0]}")
     p = _Parser(source)
-    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets"})
+    top = p.mapping(data, "", TOP_KEYS)
     kw: Dict[str, Any] = {"source": source}
     if "configs" in top:
         kw["configs"] = p.globs(top["configs"], "configs", allow_empty=False)
@@ -174,6 +181,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
                              for k, v in shapes.items())
     if "comment" in top:
         kw["comment"] = p.comment(top["comment"])
+    if "limits" in top:
+        kw["limits"] = p.choice(top["limits"], "limits", LEVELS)
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()

@@ -11,6 +11,8 @@ Jobs:
   {"id": 2, "op": "analyse", "config": "configs/x.py", "shape": [H, W] | null}
       -> {"id": 2, "ok": true, "stats": ModelStats, "warnings": [...]}
   any failure -> {"id": n, "ok": false, "error": "one clear line"}
+Every reply also carries the worker's memory after the job: "rss" (VmRSS) and "peak_rss" (VmHWM,
+the most it ever held), in bytes, so the pool can replace a worker that holds too much.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import socket
 import sys
 import traceback
 from typing import Any, Dict, List, Optional
+
+from mcx_review.memory import read_rss
 
 MAX_MESSAGE = 600
 
@@ -214,6 +218,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if "error" in reply:
             reply["error"] = _relative(reply["error"])
         reply["torch_imported"] = "torch" in sys.modules
+        reply.update(read_rss())
         protocol.write(json.dumps(reply) + "\n")
     return 0
 

@@ -110,7 +110,7 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: flops, limit: '+5%'}\n  - {metric: params, limit: 25M}\n"
      "  - {metric: flops, limit: 4G, level: error}\n",
      "budgets[2].level: expected 'warn' or 'fail', got 'error'"),
-    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, shape, shapes)"),
+    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, limits, shape, shapes)"),
     ("budgets:\n  - {metric: flop, limit: 1G}\n",
      "budgets[0].metric: expected one of 'flops', 'params', 'activations', got 'flop'"),
     ("budgets:\n  - {limit: 1G}\n", "budgets[0]: missing key 'metric'"),
@@ -206,6 +206,8 @@ def test_the_shipped_schema_is_what_validates_and_what_editors_get():
     import yaml
 
     jsonschema.validate(yaml.safe_load(EXAMPLE), schema)
-    assert set(schema["properties"]) == {"configs", "exclude", "shape", "shapes", "comment", "budgets"}
+    from mcx_review.settings import TOP_KEYS
+
+    assert set(schema["properties"]) == TOP_KEYS
     assert all(spec.get("description") for spec in schema["properties"].values())
     assert load_settings(None, text="comment:\n  login: mcx-app[bot]\n").comment.login == "mcx-app[bot]"
