@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_label, fails,
+from mcx_review.view import (METRICS, cell, count_summary, display_prefix, error_label, fails,
                                         flops_change_text, indirect_reasons, largest_flops_change,
                                         reason_parts, short, short_sha, split_configs, status_notes,
                                         uncalled_by_side, unsupported_ops, warnings_by_message, warns)

@@ -35,6 +35,8 @@ shapes:                               # per-config input size, first matching gl
 comment:
   behavior: update                    # update | new | delete-and-new
   tag: default                        # one sticky comment per tag
+metafile: warn                        # a config's metafile FLOPs/Parameters left stale by the change: warn | fail | off
+drill_down: 5                         # rows of "where it changed" per config (deepest modules that differ); 0: none
 budgets:
   - metric: flops                     # flops | params | activations
     limit: "+5%"                      # relative to base: +5% (growth), -10% (shrinkage)
@@ -103,6 +105,8 @@ class Settings:
     shapes: Tuple[Tuple[str, Optional[Shape]], ...] = ()  # (glob, shape or None = pipeline), in file order
     comment: CommentSettings = field(default_factory=CommentSettings)
     budgets: Tuple[Budget, ...] = ()
+    metafile: Literal["warn", "fail", "off"] = "warn"
+    drill_down: int = 5
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -146,7 +150,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     if data is None:
         return Settings(source=source)
     p = _Parser(source)
-    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets"})
+    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets", "metafile",
+                               "drill_down"})
     kw: Dict[str, Any] = {"source": source}
     if "configs" in top:
         kw["configs"] = p.globs(top["configs"], "configs", allow_empty=False)
@@ -160,6 +165,13 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
                              for k, v in shapes.items())
     if "comment" in top:
         kw["comment"] = p.comment(top["comment"])
+    if "metafile" in top:
+        kw["metafile"] = p.choice(top["metafile"], "metafile", ("warn", "fail", "off"))
+    if "drill_down" in top:
+        rows = top["drill_down"]
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows <= 1000:
+            raise p.fail("drill_down", f"expected a number of rows from 0 to 1000, got {_show(rows)}")
+        kw["drill_down"] = rows
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()
