@@ -1,4 +1,4 @@
-"""Command line: ``mcx-review [review] ...``, ``demo``, ``comment``, ``merge``."""
+"""Command line: ``mcx-review [review] ...``, ``demo``, ``comment``, ``merge``, ``metafile``."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from mcx_review import __version__
 
-COMMANDS = ("review", "demo", "comment", "merge")
+COMMANDS = ("review", "demo", "comment", "merge", "metafile")
 
 
 def log(message: str) -> None:
@@ -77,6 +77,7 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--shard", type=_shard, help="analyse shard K of N (join the reports with `merge`)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
+    p.add_argument("--depth", type=int, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--output", "-o", type=Path)
     merge.add_argument("--format", choices=("text", "md", "json"), default="json")
     merge.add_argument("--config", dest="settings", type=Path, help="settings whose budgets to apply to the merged report")
+    from mcx_review import metafile_command
+    what = ("check (--check) or rewrite (--write) the FLOPs/Parameters that metafile.yml entries publish "
+            "for the reviewed configs or the FILEs given")
+    metafile_command.add_arguments(sub.add_parser("metafile", help=what, description=what[0].upper() + what[1:] + "."))
     return parser
 
 
@@ -132,6 +137,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return comment_command.run(args)
         if args.command == "merge":
             return run_merge(args)
+        if args.command == "metafile":
+            from mcx_review import metafile_command
+            return metafile_command.run(args)
         return run_review_command(args)
     except KeyboardInterrupt:
         log("interrupted")
@@ -161,7 +169,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         base=base, head=args.head, head_kind=kind, files=args.files,
         shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
-        shard=args.shard, settings_path=args.settings)
+        shard=args.shard, settings_path=args.settings, depth=args.depth)
     say = (lambda m: None) if args.quiet else log
     progress = None if args.quiet else output.Progress(say)
     try:

@@ -83,10 +83,9 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
     if h.failing:
         parts.append(f"{FAIL_MARK} {h.failing} failing")
     if h.warning:
-        parts.append(f"{WARN_MARK} {h.warning} with warnings" if h.stale_metafiles else
-                     f"{WARN_MARK} {h.warning} over a warn budget")
+        parts.append(f"{WARN_MARK} {h.warning} over a warn budget")
     if h.stale_metafiles:
-        parts.append(f"metafile stale for {h.stale_metafiles}")
+        parts.append(f"{WARN_MARK} metafile stale for {h.stale_metafiles}")
     return "### Model complexity: " + " \u00b7 ".join(parts)
 
 

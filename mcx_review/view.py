@@ -351,7 +351,7 @@ def status_notes(entry: Dict[str, Any]) -> List[str]:
 class Headline:
     """What the first line says: ``summary`` (``'3 configs changed, 1 added'``, '' when nothing
     but unchanged configs), the largest FLOPs change (its text and the config's file name), how
-    many configs fail, warn, and leave their metafile stale."""
+    many configs fail, are over a warn budget (and do not fail), and leave their metafile stale."""
 
     summary: str
     unchanged: int
@@ -369,7 +369,8 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
         top_change=flops_change_text(top) if top is not None else None,
         top_name=top["path"].rsplit("/", 1)[-1] if top is not None else None,
         failing=sum(1 for c in shown if fails(c)),
-        warning=sum(1 for c in shown if warns(c) and not fails(c)),
+        warning=sum(1 for c in shown if any(b.get("level") == "warn" for b in c.get("budgets") or [])
+                    and not fails(c)),
         stale_metafiles=sum(1 for c in shown if (c.get("metafile") or {}).get("status") == "stale"))
 
 
