@@ -68,27 +68,37 @@ class UsageError(Exception):
     pass
 
 
+_WORDS = {"stale": "STALE", "legacy": "already off at base (not this change)", "fixed": "agrees (was off at base)",
+          "agrees": "agrees"}
+
+
+def _figures(e: Dict[str, Any]) -> str:
+    return ", ".join(f"{metafile.METRIC_KEYS[c['metric']]} {c['published']} (measured {c['measured']})"
+                     for c in e.get("checks") or [] if "measured" in c)
+
+
 def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool) -> int:
-    """Print each disagreeing entry (and, with ``write``, rewrite it); 1 when ``--check`` finds a
-    stale one."""
+    """``--check``: one line per metafile entry of the configs (its verdict and figures), exit 1 when
+    one is stale. ``--write``: rewrite every disagreeing figure (stale or legacy), one line per
+    change."""
     plan: Dict[str, Dict[Any, Any]] = {}
     stale = 0
     for entry in entries:
         verdict = entry.get("metafile") or {}
-        for e in verdict.get("entries") or []:
-            for c in e.get("checks") or []:
-                if c.get("problem"):
-                    print(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}")
         if verdict.get("status") == "stale":
             stale += 1
         for rel, updates in metafile_files.planned_updates(entry).items():  # type: ignore[arg-type]
             plan.setdefault(rel, {}).update(updates)
-        if not write:
-            for e in verdict.get("entries") or []:
-                if e.get("status") in ("stale", "legacy"):
-                    what = "stale" if e["status"] == "stale" else "already off at base"
-                    wrong = "; ".join(metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False)
-                    print(f"{e['file']}: {e['name']} ({entry['path']}) {what}: {wrong}")
+        for e in verdict.get("entries") or []:
+            for c in e.get("checks") or []:
+                if c.get("problem"):
+                    print(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}")
+            if not write and e.get("status"):
+                wrong = [metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False]
+                detail = "; ".join(wrong) if wrong else _figures(e)
+                print(f"{e['file']}: {e['name']} ({entry['path']}): {_WORDS[e['status']]}: {detail}")
+        if not write and verdict.get("status") == "not compared" and verdict.get("note"):
+            print(f"{entry['path']}: not compared ({verdict['note']})")
     if write:
         try:
             changes = metafile_files.write_updates(root, plan)
@@ -98,11 +108,10 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
         for c in changes:
             print(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}")
         if not changes:
-            print("every metafile entry agrees with its config")
+            print("nothing to write: every entry agrees with its config")
         return 0
-    if not stale:
-        n = sum(1 for e in entries if (e.get("metafile") or {}).get("entries"))
-        print(f"no stale metafile entry ({n} config(s) with entries checked)")
+    if not any((e.get("metafile") or {}).get("entries") for e in entries):
+        print("no metafile entry names these configs")
     return 1 if stale else 0
 
 

@@ -210,23 +210,24 @@ def budgets_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
 def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
     """The metafile verdicts of the shown configs: stale ones first, then legacy, fixed, missing
     or not compared entries; configs that agree in one line."""
-    order = ("stale", "legacy", "fixed", "no entry", "not compared")
+    order = ("stale", "legacy", "fixed", "no entry", "not compared", "agrees")
     lines, agree = [], []
     for status in order:
         for c in shown:
             for line in metafile_lines(c):
-                if line.status != status:
+                if line.status != status or (status == "agrees" and not line.details):
                     continue
                 mark = (f"{FAIL_MARK} " if fails(c) else f"{WARN_MARK} ") if status == "stale" else ""
                 where = f" ({code(line.name)} in {code(short(line.file, prefix))})" if line.name and line.file else ""
                 details = ": " + "; ".join(esc(d) for d in line.details) if line.details else ""
                 lines.append(f"- {mark}{code(short(c['path'], prefix))}: {esc(line.label)}{where}{details}")
     for c in shown:
-        if any(line.status == "agrees" for line in metafile_lines(c)):
+        if any(line.status == "agrees" and not line.details for line in metafile_lines(c)):
             agree.append(code(short(c["path"], prefix)))
     if agree:
-        lines.append(f"- {len(agree)} config{'s' if len(agree) != 1 else ''} agree with the metafile at its "
-                     f"precision: " + ", ".join(agree[:10]) + (f" +{len(agree) - 10} more" if len(agree) > 10 else ""))
+        lines.append(f"- {len(agree)} config{'s agree' if len(agree) != 1 else ' agrees'} with its metafile entry "
+                     f"at the entry's precision: " + ", ".join(agree[:10])
+                     + (f" +{len(agree) - 10} more" if len(agree) > 10 else ""))
     if not lines:
         return ""
     return "#### Metafiles\n\n" + "\n".join(lines)

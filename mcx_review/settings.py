@@ -166,7 +166,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     if "comment" in top:
         kw["comment"] = p.comment(top["comment"])
     if "metafile" in top:
-        kw["metafile"] = p.choice(top["metafile"], "metafile", ("warn", "fail", "off"))
+        level = "off" if top["metafile"] is False else top["metafile"]  # YAML 1.1 reads a bare off as false
+        kw["metafile"] = p.choice(level, "metafile", ("warn", "fail", "off"))
     if "drill_down" in top:
         rows = top["drill_down"]
         if not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows <= 1000:

@@ -463,7 +463,9 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
         elif problems:
             lines.append(MetafileLine("not compared", _LABELS["not compared"], e.get("name"), e.get("file"), problems))
     if not lines and status == "agrees":
-        lines.append(MetafileLine("agrees", _LABELS["agrees"], None, None, []))
-    if v.get("note") and lines and status != "agrees":
+        entries = v.get("entries") or []
+        one = entries[0] if len(entries) == 1 else {}
+        lines.append(MetafileLine("agrees", _LABELS["agrees"], one.get("name"), one.get("file"), []))
+    if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
         lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
     return lines

@@ -235,7 +235,7 @@ def test_metafile_lines_in_both_renderers():
     agree = metafile.verdict(R50, R50, [_entry(1300000000, 23520000, {"flops": 1300000000, "params": 23520000})],
                              "warn")
     md = render_markdown(_report(_config("configs/resnet/ok.py", _tree(6), _tree(6), metafile=agree)))
-    assert "1 config agree with the metafile at its precision: <code>resnet/ok.py</code>" in md
+    assert "1 config agrees with its metafile entry at the entry's precision: <code>resnet/ok.py</code>" in md
 
 
 # ---------------------------------------------------------------- plain text wraps between entries
