@@ -23,6 +23,7 @@ from mcx_review.view import (FAILED, METRIC_NAMES, METRICS, PENDING, Row, count_
 FAIL_MARK = "\u274c"
 WARN_MARK = "\u26a0\ufe0f"
 MAX_MESSAGE = 1000  # characters of one exception/warning message shown in the comment
+MAX_METAFILE_LINES = 60  # lines of the metafile section
 
 # Inline-active in GitHub Markdown (emphasis, code, links, HTML, entities, tables, strikethrough,
 # math, images). Block syntax (#, -, +, >) cannot start a line here: cells and list items always
@@ -230,6 +231,9 @@ def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
                      + (f" +{len(agree) - 10} more" if len(agree) > 10 else ""))
     if not lines:
         return ""
+    if len(lines) > MAX_METAFILE_LINES:  # never crowds the totals out of a size-capped comment
+        more = len(lines) - MAX_METAFILE_LINES + 1
+        lines = lines[:MAX_METAFILE_LINES - 1] + [f"- \u2026 and {more} more (see the JSON report)"]
     return "#### Metafiles\n\n" + "\n".join(lines)
 
 
