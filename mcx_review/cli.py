@@ -53,6 +53,12 @@ def _shard(text: str) -> Tuple[int, int]:
     return k, n
 
 
+def _depth(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"--depth takes a module depth from 1 to 50, got {text!r}")
+    return int(text)
+
+
 def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="changed files to consider (as pre-commit passes them); default: the whole diff")
@@ -77,7 +83,7 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--shard", type=_shard, help="analyse shard K of N (join the reports with `merge`)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
-    p.add_argument("--depth", type=int, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
+    p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
