@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from mcx_review import metafile, metafile_files
 
@@ -118,14 +118,13 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
 def _review(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
     from mcx_review import review
     from mcx_review.cli import default_jobs
+    from mcx_review.gitrev import open_repo
 
     kind = "index" if args.staged else "worktree" if args.worktree else "commit"
     opts = review.Options(base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head,
                           head_kind=kind, timeout=args.timeout, jobs=args.jobs or default_jobs(),
                           cache_dir=args.cache_dir, use_cache=not args.no_cache, settings_path=args.settings)
     report, _, _ = review.run_review(args.repo, opts, log=_say(args))
-    from mcx_review.gitrev import open_repo
-
     root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
     return root, list(report.get("configs", []))  # type: ignore[arg-type]
 
@@ -134,11 +133,10 @@ def _measure_files(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]
     """The named configs (and every config a named metafile lists), measured in the working tree."""
     from mcx_review.cache import ResultCache, cache_key, code_digest
     from mcx_review.cli import default_jobs
+    from mcx_review.gitrev import open_repo
     from mcx_review.impact import CodeIndex
     from mcx_review.pool import WorkerPool
     from mcx_review.settings import Settings, load_settings
-
-    from mcx_review.gitrev import open_repo
 
     root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
     path = args.settings or (root / ".mcx-review.yaml")
