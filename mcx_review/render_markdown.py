@@ -16,7 +16,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from mcx_review.units import ARROW, format_change, format_count, format_shape
 from mcx_review.view import (FAILED, METRIC_NAMES, METRICS, PENDING, Row, count_summary,  # noqa: F401
                              depth_rows, display_prefix, error_label, fails, forwards, headline as view_headline,
-                             indirect_reasons, largest_flops_change, metafile_lines, module_rows, number_cells,
+                             indirect_reasons, largest_flops_change, metafile_lines, metafile_problems, module_rows,
+                             number_cells,
                              reason_view, short, short_sha, split_configs, status_notes, uncalled_by_side,
                              unsupported_ops, warnings_by_message, warns, where_more, where_rows)
 
@@ -208,7 +209,7 @@ def budgets_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
     return "#### Budgets\n\n" + "\n".join(lines)
 
 
-def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
+def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str, problems: Sequence[str] = ()) -> str:
     """The metafile verdicts of the shown configs: stale ones first, then legacy, fixed, missing
     or not compared entries; configs that agree in one line."""
     order = ("stale", "legacy", "fixed", "no entry", "not compared", "agrees")
@@ -229,6 +230,7 @@ def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
         lines.append(f"- {len(agree)} config{'s agree' if len(agree) != 1 else ' agrees'} with its metafile entry "
                      f"at the entry's precision: " + ", ".join(agree[:10])
                      + (f" +{len(agree) - 10} more" if len(agree) > 10 else ""))
+    lines += [f"- {WARN_MARK} could not read {code(_clip(p, 300))}" for p in problems[:10]]
     if not lines:
         return ""
     if len(lines) > MAX_METAFILE_LINES:  # never crowds the totals out of a size-capped comment
@@ -356,7 +358,7 @@ def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
     head = headline(shown, unchanged)
     rows = [table_row(c, prefix) for c in shown]
     budgets = budgets_block(shown, prefix)
-    budgets = "\n\n".join(p for p in (budgets, metafile_block(shown, prefix)) if p)
+    budgets = "\n\n".join(p for p in (budgets, metafile_block(shown, prefix, metafile_problems(report))) if p)
     details = module_details(shown, prefix, report.get("depth"))
     unchanged_full = unchanged_block(unchanged, prefix)
     problems = problems_block(shown, prefix)  # an unchanged config's ops are not this change's

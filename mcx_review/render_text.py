@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mcx_review.view import (METRICS, Row, cell, depth_rows, display_prefix, error_label, fails, headline,
-                             indirect_reasons, metafile_lines, reason_view, short, short_sha,
+                             indirect_reasons, metafile_lines, metafile_problems, reason_view, short, short_sha,
                              split_configs, status_notes, uncalled_by_side, unsupported_ops, warnings_by_message,
                              warns, where_more, where_rows)
 from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
@@ -291,7 +291,9 @@ def render_text(report: Dict[str, Any], *, color: bool, width: int = 100, wrap: 
         names = [clean(short(c["path"], prefix)) for c in unchanged]
         listed = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
         console.print(Text(f"{len(unchanged)} unchanged: {listed}", style="dim"))
-    for title, lines in {**_modules(shown, prefix, report.get("depth")), **_problems(shown, prefix)}.items():
+    sections = {**_modules(shown, prefix, report.get("depth")), **_problems(shown, prefix)}
+    sections["metafiles"] += [Text(clean(f"could not read {p}"), style="yellow") for p in metafile_problems(report)]
+    for title, lines in sections.items():
         _section(console, title, lines, width, wrap)
     if prefix:
         console.print(Text(f"paths under {clean(prefix)}", style="dim"))

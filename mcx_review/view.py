@@ -469,3 +469,8 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
     if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
         lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
     return lines
+
+
+def metafile_problems(report: Dict[str, Any]) -> List[str]:
+    """Metafiles that could not be read (``'configs/x/metafile.yml: invalid YAML at line 3: ...'``)."""
+    return [str(p) for p in report.get("metafile_problems") or []]

@@ -234,8 +234,12 @@ def test_metafile_lines_in_both_renderers():
     assert view.fails(failing) and render_markdown(_report(failing)).count("\u274c") >= 2
     agree = metafile.verdict(R50, R50, [_entry(1300000000, 23520000, {"flops": 1300000000, "params": 23520000})],
                              "warn")
-    md = render_markdown(_report(_config("configs/resnet/ok.py", _tree(6), _tree(6), metafile=agree)))
+    r = _report(_config("configs/resnet/ok.py", _tree(6), _tree(6), metafile=agree))
+    r["metafile_problems"] = ["configs/a/metafile.yml: invalid YAML at line 3: found unexpected end of stream"]
+    md = render_markdown(r)
     assert "1 config agrees with its metafile entry at the entry's precision: <code>resnet/ok.py</code>" in md
+    assert "could not read <code>configs/a/metafile.yml: invalid YAML at line 3: found unexpected end" in md
+    assert "  could not read configs/a/metafile.yml: invalid YAML at line 3" in render_text(r, color=False)
 
 
 # ---------------------------------------------------------------- plain text wraps between entries
