@@ -199,8 +199,9 @@ def _section(console: Console, title: str, lines: List["Text | Line"], width: in
         console.print(Text(title, style="bold"))
         for line in lines:
             if isinstance(line, Line):
-                for part in line.lines(width - 2):
-                    console.print(Text("  " + part, style=line.style), no_wrap=True, overflow="ignore", crop=False)
+                for part in line.lines(width - 2):  # a terminal may still fold one entry wider than itself
+                    console.print(Text("  " + part, style=line.style), no_wrap=not wrap, overflow="fold" if wrap
+                                  else "ignore", crop=wrap)
             else:
                 console.print(Text("  ").append_text(line), soft_wrap=not wrap)
 

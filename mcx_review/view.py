@@ -462,6 +462,7 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
                                       details + problems))
         elif problems:
             lines.append(MetafileLine("not compared", _LABELS["not compared"], e.get("name"), e.get("file"), problems))
+    lines = _grouped(lines)
     if not lines and status == "agrees":
         entries = v.get("entries") or []
         one = entries[0] if len(entries) == 1 else {}
@@ -469,6 +470,19 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
     if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
         lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
     return lines
+
+
+def _grouped(lines: List[MetafileLine]) -> List[MetafileLine]:
+    """Entries of one config that say the same (a config published under several names, e.g. with
+    and without EMA weights) as one line naming them all."""
+    out: Dict[Tuple[str, Optional[str], Tuple[str, ...]], MetafileLine] = {}
+    for line in lines:
+        key = (line.status, line.file, tuple(line.details))
+        if key in out and line.name:
+            out[key] = out[key]._replace(name=f"{out[key].name}, {line.name}")
+        else:
+            out.setdefault(key, line)
+    return list(out.values())
 
 
 def metafile_problems(report: Dict[str, Any]) -> List[str]:

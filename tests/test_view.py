@@ -230,6 +230,8 @@ def test_metafile_lines_in_both_renderers():
     text = render_text(_report(e), color=False, wrap=False)
     assert "metafiles\n  resnet/resnet50_8xb16_cifar10.py: metafile stale (resnet50_8xb16_cifar10 in " \
            "resnet/metafile.yml): FLOPs: metafile says 1.3G" in text
+    twice = dict(stale, entries=stale["entries"] + [dict(stale["entries"][0], name="resnet50_ema")])
+    assert [m.name for m in view.metafile_lines(dict(e, metafile=twice))] == ["resnet50_8xb16_cifar10, resnet50_ema"]
     failing = dict(e, metafile=dict(stale, level="fail"))
     assert view.fails(failing) and render_markdown(_report(failing)).count("\u274c") >= 2
     agree = metafile.verdict(R50, R50, [_entry(1300000000, 23520000, {"flops": 1300000000, "params": 23520000})],
