@@ -456,7 +456,8 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
         if e.get("status") in ("stale", "legacy", "fixed"):
             wrong = [c for c in e.get("checks") or [] if "agrees" in c and
                      (not c["agrees"] or (e["status"] == "fixed" and c.get("base_agrees") is False))]
-            details = [metafile.says(c) for c in wrong if not c["agrees"]] or \
+            details = [_legacy_part(metafile.says(c)) if e["status"] == "stale" and c.get("base_agrees") is False
+                       else metafile.says(c) for c in wrong if not c["agrees"]] or \
                 [f"{metafile.METRIC_KEYS[c['metric']]}: {c['published']} agrees" for c in wrong]
             lines.append(MetafileLine(e["status"], _LABELS[e["status"]], e.get("name"), e.get("file"),
                                       details + problems))
@@ -470,6 +471,11 @@ def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
     if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
         lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
     return lines
+
+
+def _legacy_part(text: str) -> str:
+    """``'… (+90.1%)'`` -> ``'… (+90.1%; already off at base)'``: this figure was wrong before the change."""
+    return text[:-1] + "; already off at base)" if text.endswith(")") else text + " (already off at base)"
 
 
 def _grouped(lines: List[MetafileLine]) -> List[MetafileLine]:
