@@ -376,8 +376,14 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
 
 # ---------------------------------------------------------------- where it changed, --depth
 
-def _numbers(side: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    return dict(side, called=True) if side else None
+def _numbers(entry: Dict[str, Any], side: str, module: str, numbers: Optional[Dict[str, Any]]
+             ) -> Optional[Dict[str, Any]]:
+    """A module's numbers as the module table takes them: ``called`` from its top-level module
+    (a head that never runs under ``extract_feat`` shows ``–`` for FLOPs and activations)."""
+    if not numbers:
+        return None
+    top = ((entry.get(side) or {}).get("modules") or {}).get(module.split(".")[0]) or {}
+    return dict(numbers, called=top.get("called", True))
 
 
 def _where_label(row: Dict[str, Any]) -> Optional[str]:
@@ -392,8 +398,12 @@ def where_rows(entry: Dict[str, Any]) -> List[Row]:
     """Where it changed: the deepest modules whose numbers differ, largest FLOPs change first
     (``('backbone.layer3', None, ['1.163G → 2.817G (+1.654G, +142.2%)', ...])``)."""
     rows = (entry.get("where") or {}).get("rows") or []
-    return [(str(r["module"]), _where_label(r), numbers_cells(_numbers(r.get("base")), _numbers(r.get("head"))))
-            for r in rows]
+    return [(str(r["module"]), _where_label(r), _cells(entry, r)) for r in rows]
+
+
+def _cells(entry: Dict[str, Any], row: Dict[str, Any]) -> List[str]:
+    name = str(row["module"])
+    return numbers_cells(_numbers(entry, "base", name, row.get("base")), _numbers(entry, "head", name, row.get("head")))
 
 
 def where_more(entry: Dict[str, Any]) -> int:
@@ -411,7 +421,7 @@ def depth_rows(entry: Dict[str, Any], depth: Optional[int]) -> List[Row]:
     out = []
     for r in module_tree.depth_rows(base.get("tree"), head.get("tree"), depth):
         label = _where_label(r) if both else None
-        out.append((str(r["module"]), label, numbers_cells(_numbers(r.get("base")), _numbers(r.get("head")))))
+        out.append((str(r["module"]), label, _cells(entry, r)))
     return out
 
 

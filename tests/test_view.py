@@ -194,6 +194,12 @@ def test_renderers_show_where_and_depth():
     assert "| backbone.layer1 | " in md and "backbone.layer3.7" not in md  # the depth-2 table
     rows = view.where_rows(e)
     assert rows[0][0] == "backbone.layer3" and rows[0][1] is None and "\u2192" in rows[0][2][0]
+    head_only = dict(e, where={"rows": [{"module": "head.fc", "base": {"flops": 0, "params": 4, "activations": 0},
+                                         "head": {"flops": 0, "params": 8, "activations": 0}}], "more": 2})
+    for side in ("base", "head"):
+        head_only[side] = dict(e[side], modules={"head": {"flops": 0, "params": 8, "activations": 0, "called": False}})
+    assert view.where_rows(head_only) == [("head.fc", None, ["\u2013", "4 \u2192 8 (+4, +100.0%)", "\u2013"])]
+    assert view.where_more(head_only) == 2
     text = render_text(_report(e, depth=2), color=False, wrap=False)
     assert "where it changed\n  resnet/r.py\n    backbone.layer3" in text
     assert "modules\n  resnet/r.py (to depth 2)" in text
