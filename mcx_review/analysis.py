@@ -178,6 +178,24 @@ def _two_traces(model: Any, inputs: Tuple[Any, ...], forward: str
             flops.canonical_module_name)
 
 
+def _module_tree(model: Any, counted: Callable[[str], Tuple[int, int]], canonical: Callable[[str], str],
+                 params: Dict[str, int]) -> List[List[Any]]:
+    """``[name, flops, params, activations]`` of every module below the root, in model order, from
+    the same trace; all-zero ones (activation functions, empty containers) left out."""
+    rows: List[List[Any]] = []
+    for name, _ in model.named_modules():
+        if not name:
+            continue
+        try:
+            flops, acts = counted(canonical(name))
+        except KeyError:
+            flops, acts = 0, 0
+        n = int(params.get(name, 0))
+        if flops or n or acts:
+            rows.append([name, int(flops), n, int(acts)])
+    return rows
+
+
 def count(model: Any, input_shape: Tuple[int, int, int], forward: str,
           single_trace: bool = True, no_grad: bool = True) -> ModelStats:
     """fvcore's counts for ``model(torch.randn(1, *input_shape))`` (``model.forward`` already bound).
@@ -210,7 +228,8 @@ def count(model: Any, input_shape: Tuple[int, int, int], forward: str,
     return {"input_shape": [int(d) for d in input_shape], "forward": forward,  # type: ignore[typeddict-item]
             "flops": flops, "params": int(params.get("", 0)), "activations": acts, "modules": modules,
             "unsupported_ops": dict(sorted(unsupported.items())),
-            "uncalled_modules": _uncalled(model, recorder.called, forward)}
+            "uncalled_modules": _uncalled(model, recorder.called, forward),
+            "tree": _module_tree(model, counted, canonical, params)}
 
 
 def resolve_shape(cfg: Any, shape: "Tuple[int, int] | List[int] | None") -> Tuple[int, int, int]:

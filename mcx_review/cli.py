@@ -1,4 +1,4 @@
-"""Command line: ``mcx-review [review] ...``, ``demo``, ``comment``, ``merge``."""
+"""Command line: ``mcx-review [review] ...``, ``demo``, ``comment``, ``merge``, ``metafile``."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from mcx_review import __version__
 
-COMMANDS = ("review", "demo", "comment", "merge")
+COMMANDS = ("review", "demo", "comment", "merge", "metafile")
 
 
 def log(message: str) -> None:
@@ -62,6 +62,12 @@ def _shard(text: str) -> Tuple[int, int]:
     return k, n
 
 
+def _depth(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"--depth takes a module depth from 1 to 50, got {text!r}")
+    return int(text)
+
+
 def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="changed files to consider (as pre-commit passes them); default: the whole diff")
@@ -90,6 +96,7 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--shard", type=_shard, help="analyse shard K of N (join the reports with `merge`)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
+    p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -112,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--output", "-o", type=Path)
     merge.add_argument("--format", choices=("text", "md", "json"), default="json")
     merge.add_argument("--config", dest="settings", type=Path, help="settings whose budgets to apply to the merged report")
+    from mcx_review import metafile_command
+    what = ("check (--check) or rewrite (--write) the FLOPs/Parameters that metafile.yml entries publish "
+            "for the reviewed configs or the FILEs given")
+    metafile_command.add_arguments(sub.add_parser("metafile", help=what, description=what[0].upper() + what[1:] + "."))
     return parser
 
 
@@ -145,6 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return comment_command.run(args)
         if args.command == "merge":
             return run_merge(args)
+        if args.command == "metafile":
+            from mcx_review import metafile_command
+            return metafile_command.run(args)
         return run_review_command(args)
     except KeyboardInterrupt:
         log("interrupted")
@@ -174,7 +188,8 @@ def run_review_command(args: argparse.Namespace) -> int:
         base=base, head=args.head, head_kind=kind, files=args.files,
         shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
-        shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss)
+        shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss,
+        depth=args.depth)
     say = (lambda m: None) if args.quiet else log
     progress = None if args.quiet else output.Progress(say)
     try:

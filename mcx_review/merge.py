@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from mcx_review import module_tree
 from mcx_review.compare import ABSENT, SideResult, config_report
+from mcx_review.metafile import recompute
 from mcx_review.report import SCHEMA, ConfigReport, Report
 
 
@@ -25,7 +27,7 @@ def _side(entry: Dict[str, Any], side: str) -> SideResult:
                       limit=errors[0].get("limit") if errors else None)
 
 
-def merge_entries(entries: Sequence[Dict[str, Any]]) -> ConfigReport:
+def merge_entries(entries: Sequence[Dict[str, Any]], rows: int = 5, depth: Optional[int] = None) -> ConfigReport:
     """One config as seen by every shard -> the entry an unsharded run would have written."""
     complete = [e for e in entries if not e.get("pending")]
     if complete:
@@ -38,8 +40,13 @@ def merge_entries(entries: Sequence[Dict[str, Any]]) -> ConfigReport:
             raise MergeError(f"{entries[0]['path']}: no shard measured its {side} side (missing shard?)")
         chosen[side] = _side(donors[0], side)
     first = entries[0]
-    return config_report(first["path"], chosen["base"], chosen["head"], old_path=first.get("old_path"),
-                         reasons=first.get("reasons", []))
+    merged = config_report(first["path"], chosen["base"], chosen["head"], old_path=first.get("old_path"),
+                           reasons=first.get("reasons", []))
+    module_tree.attach(merged, rows, depth)  # type: ignore[arg-type]
+    if first.get("metafile"):
+        merged["metafile"] = first["metafile"]
+        merged["metafile"] = recompute(merged)  # type: ignore[typeddict-item]
+    return merged
 
 
 def merge_reports(reports: Sequence[Report]) -> Report:
@@ -64,7 +71,8 @@ def merge_reports(reports: Sequence[Report]) -> Report:
             by_path.setdefault(entry["path"], []).append(entry)  # type: ignore[arg-type]
     out: Dict[str, Any] = dict(first)
     out["shard"] = None
-    out["configs"] = [merge_entries(by_path[p]) for p in sorted(by_path)]
+    rows, depth = int(first.get("drill_down", 5)), first.get("depth")
+    out["configs"] = [merge_entries(by_path[p], rows, depth) for p in sorted(by_path)]
     return out  # type: ignore[return-value]
 
 

@@ -19,7 +19,7 @@ def use_color(stream: Any = sys.stdout) -> bool:
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
 
 
-def render(report: Report, fmt: str, color: bool = False) -> str:
+def render(report: Report, fmt: str, color: bool = False, terminal: bool = False) -> str:
     if fmt == "json":
         return dumps(report)
     if fmt == "md":
@@ -28,14 +28,15 @@ def render(report: Report, fmt: str, color: bool = False) -> str:
     import shutil
 
     from mcx_review.render_text import render_text
-    width = shutil.get_terminal_size((100, 24)).columns if color else 100
-    return render_text(report, color=color, width=width)
+    width = shutil.get_terminal_size((100, 24)).columns if color or terminal else 100
+    return render_text(report, color=color, width=width, wrap=terminal)
 
 
 def emit(report: Report, fmt: Optional[str], path: Optional[Path]) -> None:
     fmt = fmt or "text"
     if path is None:
-        text = render(report, fmt, color=fmt == "text" and use_color())
+        terminal = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
+        text = render(report, fmt, color=fmt == "text" and use_color(), terminal=terminal)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     else:
@@ -54,7 +55,10 @@ def has_changes(report: Report) -> bool:
 def exit_code(report: Report) -> int:
     from mcx_review.budgets import budget_level
 
-    if any(head_failed(c) for c in report.get("configs", [])) or budget_level(report) == "fail":
+    from mcx_review import metafile
+
+    configs = report.get("configs", [])
+    if any(head_failed(c) or metafile.fails(c) for c in configs) or budget_level(report) == "fail":
         return 1
     return 0
 

@@ -16,19 +16,19 @@ cut (:func:`cut_markup`) never ends inside an entity or leaves a tag open.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from mcx_review.compare import head_failed, limit_of
-from mcx_review.units import (ARROW, DASH, format_change, format_count, format_delta, format_percent,
-                              format_shape, format_shapes)
+from mcx_review.units import ARROW, format_change, format_count, format_shape
+from mcx_review.view import (FAILED, METRIC_NAMES, METRICS, PENDING, Row, count_summary,  # noqa: F401
+                             depth_rows, display_prefix, error_label, fails, forwards, headline as view_headline,
+                             indirect_reasons, largest_flops_change, limited, metafile_lines, metafile_problems,
+                             module_rows, number_cells, reason_view, short, short_sha, split_configs, status_notes,
+                             uncalled_by_side, unsupported_ops, warnings_by_message, warns, where_more, where_rows)
 
-METRIC_NAMES = {"flops": "FLOPs", "params": "params", "activations": "activations"}
-METRICS = tuple(METRIC_NAMES)
-FAILED = "\u2717"  # in a number cell: this side could not be counted
-PENDING = "\u2026"  # in a number cell: another shard measures this side
 FAIL_MARK = "\u274c"
 WARN_MARK = "\u26a0\ufe0f"
 MAX_MESSAGE = 1000  # characters of one exception/warning message shown in the comment
+MAX_METAFILE_LINES = 60  # lines of the metafile section
 
 # Inline-active in GitHub Markdown (emphasis, code, links, HTML, entities, tables, strikethrough,
 # math, images). Block syntax (#, -, +, >) cannot start a line here: cells and list items always
@@ -81,327 +81,37 @@ def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[:limit] + " \u2026"
 
 
-# ---------------------------------------------------------------- report views (shared with render_text)
-
-def side_has_error(entry: Dict[str, Any], side: str) -> bool:
-    return any(e.get("side") == side for e in entry.get("errors") or [])
-
-
-def fails(entry: Dict[str, Any]) -> bool:
-    """Fails the review: newly broken at head, or a budget at fail level."""
-    return head_failed(entry) or any(b.get("level") == "fail" for b in entry.get("budgets") or [])  # type: ignore[arg-type]
-
-
-def limited(entry: Dict[str, Any]) -> bool:
-    """A resource limit (timeout, killed worker) kept a side from being counted: a warning."""
-    return bool(limit_of(entry, "head") or limit_of(entry, "base"))
-
-
-def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[str, bool]]:
-    """(how to call one error, whether it fails the review); None when another line says it."""
-    limit = error.get("limit")
-    if limit:  # compared by category, not by text: one line when both sides hit a limit
-        other = limit_of(entry, "base" if error.get("side") == "head" else "head")
-        if error.get("side") == "base" and other:
-            return None
-        where = "base and head" if other else str(error.get("side"))
-        failing = error.get("side") == "head" and limit.get("level") == "fail" and not other
-        named = str(limit.get("limit", "?"))
-        if other and other.get("limit") != limit.get("limit"):
-            named = f"base: {other.get('limit', '?')}; head: {named}"
-        return f"not counted at {where}: limit reached ({named})", failing
-    messages = {side: {e.get("message") for e in entry.get("errors") or [] if e.get("side") == side}
-                for side in ("base", "head")}
-    if error.get("side") == "head":
-        if error.get("message") in messages["base"]:
-            return "fails at base and head (not this change)", False
-        return "fails at head", True
-    if error.get("message") in messages["head"]:
-        return None
-    return ("failed at base" if messages["head"] else "failed at base (the change fixes it)"), False
-
-
-def warns(entry: Dict[str, Any]) -> bool:
-    return any(b.get("level") == "warn" for b in entry.get("budgets") or [])
-
-
-def relative_flops_change(entry: Dict[str, Any]) -> Optional[float]:
-    base, head = entry.get("base"), entry.get("head")
-    if not base or not head:
-        return None
-    change = int(head["flops"]) - int(base["flops"])
-    if not change:
-        return 0.0
-    return abs(change) / int(base["flops"]) if base["flops"] else float("inf")
-
-
-def _order(entry: Dict[str, Any]) -> Tuple[int, float, bool, str]:
-    """Failures first, then the largest relative FLOPs change (an edited config before the ones
-    inheriting the same change), then added, removed; by path."""
-    rel = relative_flops_change(entry)
-    group = 0 if fails(entry) else 1 if rel is not None else 2 if entry.get("status") == "added" else 3
-    return group, -(rel or 0.0), "changed" not in (entry.get("reasons") or []), entry.get("path", "")
-
-
-def split_configs(report: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """(configs to show in the table, ordered; unchanged configs, by path)."""
-    configs = report.get("configs") or []
-    shown = sorted((c for c in configs if c.get("status") != "unchanged"), key=_order)
-    unchanged = sorted((c for c in configs if c.get("status") == "unchanged"), key=lambda c: c.get("path", ""))
-    return shown, unchanged
-
-
-def largest_flops_change(configs: Iterable[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """The measured-on-both-sides config whose FLOPs moved most (relative, then absolute)."""
-    best, best_key = None, None
-    for c in configs:
-        rel = relative_flops_change(c)
-        if not rel:
-            continue
-        key = (rel, abs(int(c["head"]["flops"]) - int(c["base"]["flops"])), "changed" in (c.get("reasons") or []))
-        if best_key is None or key > best_key:
-            best, best_key = c, key
-    return best
-
-
-def flops_change_text(entry: Dict[str, Any]) -> str:
-    base, head = int(entry["base"]["flops"]), int(entry["head"]["flops"])
-    return format_percent(head - base, base) if base else format_delta(base, head)
-
-
-def count_summary(configs: Sequence[Dict[str, Any]]) -> str:
-    """``'3 configs changed, 1 added, 1 could not be counted'`` (unchanged not included; an error
-    at base only reads "fixed")."""
-    order = (("changed", "changed"), ("renamed", "renamed"), ("added", "added"), ("removed", "removed"),
-             ("fixed", "fixed"), ("error", "could not be counted"))
-
-    def status(c: Dict[str, Any]) -> str:  # "fixed": broken at base only, counted at head
-        if c.get("status") == "error" and not side_has_error(c, "head") and not limit_of(c, "base"):
-            return "fixed"
-        return str(c.get("status"))
-
-    parts = []
-    for key, words in order:
-        n = sum(1 for c in configs if status(c) == key)
-        if n:
-            parts.append((n, words))
-    if not parts:
-        return ""
-    (n, words), rest = parts[0], parts[1:]
-    head = f"{n} config{'s' if n != 1 else ''} {words}"
-    return ", ".join([head] + [f"{n} {words}" for n, words in rest])
-
-
-def display_prefix(configs: Sequence[Dict[str, Any]]) -> str:
-    """The first directory every config path shares (``configs/``), left out of the table."""
-    paths = [p for c in configs for p in (c.get("path"), c.get("old_path")) if p]
-    if not paths:
-        return ""
-    first = paths[0].split("/", 1)[0]
-    if all("/" in p and p.split("/", 1)[0] == first for p in paths):
-        return first + "/"
-    return ""
-
-
-def short(path: str, prefix: str) -> str:
-    return path[len(prefix):] if prefix and path.startswith(prefix) else path
-
-
-def reason_parts(reason: str) -> Tuple[str, Optional[str]]:
-    """``'inherits X'`` -> ``('inherits', 'X')``; ``'changed'`` -> ``('edited', None)``."""
-    for prefix in ("inherits ", "uses code in "):
-        if reason.startswith(prefix):
-            return prefix.strip(), reason[len(prefix):]
-    if reason == "changed":
-        return "edited", None
-    return reason, None
-
-
-def indirect_reasons(entry: Dict[str, Any]) -> List[str]:
-    """Reasons other than the config itself being edited (the interesting ones)."""
-    return [r for r in entry.get("reasons") or [] if r != "changed"]
-
-
-def _value(entry: Dict[str, Any], side: str, key: str) -> Any:
-    stats = entry.get(side)
-    return stats.get(key) if stats else None
-
-
-def _side_mark(entry: Dict[str, Any], side: str) -> Optional[str]:
-    if entry.get(side) is None:
-        if side_has_error(entry, side):
-            return FAILED
-        if side in (entry.get("pending") or []):
-            return PENDING
-    return None
-
-
-def cell(entry: Dict[str, Any], key: str, fmt_one: Callable[[Any], str],
-         fmt_pair: Callable[[Any, Any], str]) -> str:
-    """One number cell; a side that failed (``✗``) or is pending (``…``) shows as such."""
-    base, head = _value(entry, "base", key), _value(entry, "head", key)
-    bmark, hmark = _side_mark(entry, "base"), _side_mark(entry, "head")
-    if bmark or hmark:
-        left = bmark or (fmt_one(base) if base is not None else None)
-        right = hmark or (fmt_one(head) if head is not None else None)
-        return f"{left} {ARROW} {right}" if left and right else (left or right or DASH)
-    return fmt_pair(base, head)
-
-
-def number_cells(entry: Dict[str, Any]) -> List[str]:
-    """[input, FLOPs, params, activations] for one config: ``base → head (Δ, %)``, one value when
-    equal or one-sided, ``✗`` for a side that could not be counted, ``…`` for a pending one."""
-    cells = [cell(entry, "input_shape", format_shape, format_shapes)]
-    for m in METRICS:
-        cells.append(cell(entry, m, format_count, format_change))
-    return cells
-
-
-def module_rows(entry: Dict[str, Any]) -> List[Tuple[str, Optional[str], List[str]]]:
-    """(module name, 'base only'/'head only'/None, [FLOPs, params, activations]) per top-level
-    module, head order then base-only ones; an uncalled module's FLOPs/activations read ``–``."""
-    bmods = (entry.get("base") or {}).get("modules") or {}
-    hmods = (entry.get("head") or {}).get("modules") or {}
-    names = sorted(dict.fromkeys([*hmods, *bmods]), key=_module_rank)
-    both = entry.get("base") is not None and entry.get("head") is not None
-    rows = []
-    for name in names:
-        b, h = bmods.get(name), hmods.get(name)
-        where = None
-        if both and b is None:
-            where = "head only"
-        elif both and h is None:
-            where = "base only"
-        rows.append((name, where, [_module_cell(b, h, m) for m in METRICS]))
-    return rows
-
-
-_MODULE_ORDER = ("data_preprocessor", "backbone", "neck", "head")
-
-
-def _module_rank(name: str) -> int:
-    """mm models' call order first (a JSON report with sorted keys loses model order); the rest
-    keep their order (sorted() is stable)."""
-    return _MODULE_ORDER.index(name) if name in _MODULE_ORDER else len(_MODULE_ORDER)
-
-
-def _module_value(mod: Optional[Dict[str, Any]], metric: str) -> "int | str | None":
-    if mod is None:
-        return None
-    if metric != "params" and not mod.get("called", True):
-        return DASH
-    return int(mod.get(metric, 0))
-
-
-def _module_cell(b: Optional[Dict[str, Any]], h: Optional[Dict[str, Any]], metric: str) -> str:
-    bv, hv = _module_value(b, metric), _module_value(h, metric)
-    if isinstance(bv, str) or isinstance(hv, str):
-        one = [format_count(v) if isinstance(v, int) else v for v in (bv, hv) if v is not None]
-        return one[0] if len(one) == 1 or one[0] == one[1] else f"{one[0]} {ARROW} {one[1]}"
-    return format_change(bv, hv)
-
-
-def short_sha(rev: Optional[Dict[str, Any]]) -> str:
-    sha = (rev or {}).get("sha")
-    return sha[:7] if sha else "?"
-
-
-def forwards(entry: Dict[str, Any]) -> List[str]:
-    return sorted({s.get("forward", "extract_feat") for s in (entry.get("base"), entry.get("head")) if s})
-
-
-def unsupported_ops(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
-    """[(op, calls)] over both sides: ``'×18'``, ``'×16 → ×33'``, ``'×2 (head only)'``; the ops
-    with most calls first."""
-    base, head = entry.get("base"), entry.get("head")
-    b = (base or {}).get("unsupported_ops") or {}
-    h = (head or {}).get("unsupported_ops") or {}
-    both = base is not None and head is not None
-    out = []
-    for op in sorted(set(b) | set(h), key=lambda o: (-max(b.get(o, 0), h.get(o, 0)), o)):
-        nb, nh = b.get(op), h.get(op)
-        if nb is None or nh is None:
-            text = f"\u00d7{nb or nh}" + (f" ({'head' if nb is None else 'base'} only)" if both else "")
-        elif nb == nh:
-            text = f"\u00d7{nh}"
-        else:
-            text = f"\u00d7{nb} {ARROW} \u00d7{nh}"
-        out.append((op, text))
-    return out
-
-
-def uncalled_by_side(entry: Dict[str, Any]) -> List[Tuple[str, List[str]]]:
-    """[(side label, unexpected uncalled modules)]; ``'base and head'`` when equal."""
-    b = (entry.get("base") or {}).get("uncalled_modules") or []
-    h = (entry.get("head") or {}).get("uncalled_modules") or []
-    if b and b == h:
-        return [("base and head", list(h))]
-    return [(side, list(mods)) for side, mods in (("base", b), ("head", h)) if mods]
-
-
-# Warnings the worker derives from fields the renderers show anyway.
-_DERIVED = (("fvcore could not count:", "unsupported_ops"), ("modules never called:", "uncalled_modules"))
-
-
-def warnings_by_message(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
-    """[(side label, message)]: one line per distinct message (``'base and head'`` when both sides
-    say it), without the ones that repeat unsupported ops / uncalled modules."""
-    sides: Dict[str, List[str]] = {}
-    for w in entry.get("warnings") or []:
-        side, message = str(w.get("side", "?")), str(w.get("message", ""))
-        stats = entry.get(side) or {}
-        if any(message.startswith(start) and stats.get(key) for start, key in _DERIVED):
-            continue
-        if side not in sides.setdefault(message, []):
-            sides[message].append(side)
-    return [(" and ".join(s), m) for m, s in sides.items()]
-
-
 # ---------------------------------------------------------------- Markdown pieces
 
 HEADER = "| config | input | FLOPs | params | activations |\n|---|---|---|---|---|"
 
 
 def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]]) -> str:
-    parts = [count_summary(shown) or f"no change ({len(unchanged)} config{'s' if len(unchanged) != 1 else ''} "
-                                    f"reviewed, all unchanged)"]
-    top = largest_flops_change(shown)
-    if top is not None:
-        name = top["path"].rsplit("/", 1)[-1]
-        parts.append(f"largest FLOPs change {flops_change_text(top)} ({code(name)})")
-    failing = sum(1 for c in shown if fails(c))
-    if failing:
-        parts.append(f"{FAIL_MARK} {failing} failing")
-    warning = sum(1 for c in shown if warns(c) and not fails(c))
-    if warning:
-        parts.append(f"{WARN_MARK} {warning} over a warn budget")
-    limit = sum(1 for c in shown if limited(c) and not fails(c))
-    if limit:
-        parts.append(f"{WARN_MARK} {limit} not counted: limit reached")
+    h = view_headline(shown, unchanged)
+    n = h.unchanged
+    parts = [h.summary or f"no change ({n} config{'s' if n != 1 else ''} reviewed, all unchanged)"]
+    if h.top_change is not None:
+        parts.append(f"largest FLOPs change {h.top_change} ({code(h.top_name)})")
+    if h.failing:
+        parts.append(f"{FAIL_MARK} {h.failing} failing")
+    if h.warning:
+        parts.append(f"{WARN_MARK} {h.warning} over a warn budget")
+    if h.stale_metafiles:
+        parts.append(f"{WARN_MARK} metafile stale for {h.stale_metafiles}")
+    if h.limited:
+        parts.append(f"{WARN_MARK} {h.limited} not counted: limit reached")
     return "### Model complexity: " + " \u00b7 ".join(parts)
 
 
-def status_notes(entry: Dict[str, Any]) -> List[str]:
-    """What a reader must know about a config besides its numbers (shared by both renderers)."""
-    notes: List[str] = []
-    if entry.get("status") in ("added", "removed"):
-        notes.append(str(entry["status"]))
-    head_limit, base_limit = limit_of(entry, "head"), limit_of(entry, "base")
-    if head_limit:
-        notes.append(f"not counted at {'base and head' if base_limit else 'head'}: limit reached")
-    elif head_failed(entry):  # type: ignore[arg-type]
-        notes.append("fails at head")
-    elif side_has_error(entry, "head"):
-        notes.append("fails at base and head")
-    elif base_limit:
-        notes.append("not counted at base: limit reached")
-    elif side_has_error(entry, "base"):
-        notes.append("broken at base, fixed here")
-    if entry.get("pending"):
-        notes.append("pending: " + " and ".join(str(p) for p in entry["pending"]))
-    if "tensor" in forwards(entry):
-        notes.append("forward(mode='tensor')")
-    return notes
+def reason_text(reason: str, prefix: str) -> str:
+    """``inherits <code>X</code>``, ``uses <code>ResNet</code> (<code>file.py</code>)``."""
+    r = reason_view(reason)
+    text = esc(r.word)
+    if r.name:
+        text += " " + code(r.name) + (f" ({code(short(r.target, prefix))})" if r.target else "")
+    elif r.target:
+        text += " " + code(short(r.target, prefix))
+    return text
 
 
 def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
@@ -412,8 +122,7 @@ def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
     notes += [esc(n) for n in status_notes(entry)]
     reasons = indirect_reasons(entry)
     if reasons:
-        word, target = reason_parts(reasons[0])
-        text = esc(word) + (" " + code(short(target, prefix)) if target else "")
+        text = reason_text(reasons[0], prefix)
         if len(reasons) > 1:
             text += f" +{len(reasons) - 1} more"
         notes.append(text)
@@ -425,25 +134,37 @@ def table_row(entry: Dict[str, Any], prefix: str) -> str:
     return "| " + " | ".join([_config_cell(entry, prefix)] + number_cells(entry)) + " |"
 
 
-def module_table(entry: Dict[str, Any]) -> str:
-    """The per-module table of one config ('' when neither side has modules)."""
-    rows = module_rows(entry)
-    if not rows:
-        return ""
-    lines = ["| module | FLOPs | params | activations |", "|---|---|---|---|",
-             "| **model** | " + " | ".join(number_cells(entry)[1:]) + " |"]
+def _rows_table(first: str, rows: Sequence[Row]) -> List[str]:
+    lines = [f"| {first} | FLOPs | params | activations |", "|---|---|---|---|"]
     for name, where, cells in rows:
         label = esc(name) + (f" <sub>({where})</sub>" if where else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def module_table(entry: Dict[str, Any], depth: Optional[int] = None) -> str:
+    """The per-module table of one config ('' when neither side has modules): top-level modules,
+    or every module to ``depth`` (``--depth``), then where it changed."""
+    rows = depth_rows(entry, depth) or module_rows(entry)
+    if not rows:
+        return ""
+    lines = _rows_table("module", rows)
+    lines.insert(2, "| **model** | " + " | ".join(number_cells(entry)[1:]) + " |")
+    where = where_rows(entry)
+    if where:
+        more = where_more(entry)
+        lines += ["", "Where it changed (deepest modules that differ, largest FLOPs change first"
+                  + (f"; {more} more" if more else "") + "):", ""]
+        lines += _rows_table("module", where)
     return "\n".join(lines)
 
 
-def module_details(configs: Sequence[Dict[str, Any]], prefix: str) -> List[str]:
+def module_details(configs: Sequence[Dict[str, Any]], prefix: str, depth: Optional[int] = None) -> List[str]:
     """One folded per-module table per distinct table, in table order: configs with identical
     figures (a base file's inheritors) share one, named together in its summary."""
     groups: Dict[str, List[str]] = {}
     for c in configs:
-        table = module_table(c)
+        table = module_table(c, depth)
         if table:
             groups.setdefault(table, []).append(short(c["path"], prefix))
     out = []
@@ -468,10 +189,7 @@ def unchanged_block(unchanged: Sequence[Dict[str, Any]], prefix: str) -> str:
             figures = (f" \u00b7 {format_shape(stats.get('input_shape'))} \u00b7 {format_count(stats['flops'])} FLOPs"
                        f" \u00b7 {format_count(stats['params'])} params")
         reasons = indirect_reasons(c)
-        why = ""
-        if reasons:
-            word, target = reason_parts(reasons[0])
-            why = " \u00b7 " + esc(word) + (" " + code(short(target, prefix)) if target else "")
+        why = " \u00b7 " + reason_text(reasons[0], prefix) if reasons else ""
         lines.append(f"- {code(short(c['path'], prefix))}{figures}{why}")
     lines += ["", "</details>"]
     return "\n".join(lines)
@@ -501,6 +219,36 @@ def budgets_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
     if not lines:
         return ""
     return "#### Budgets\n\n" + "\n".join(lines)
+
+
+def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str, problems: Sequence[str] = ()) -> str:
+    """The metafile verdicts of the shown configs: stale ones first, then legacy, fixed, missing
+    or not compared entries; configs that agree in one line."""
+    order = ("stale", "legacy", "fixed", "no entry", "not compared", "agrees")
+    lines, agree = [], []
+    for status in order:
+        for c in shown:
+            for line in metafile_lines(c):
+                if line.status != status or (status == "agrees" and not line.details):
+                    continue
+                mark = (f"{FAIL_MARK} " if fails(c) else f"{WARN_MARK} ") if status == "stale" else ""
+                where = f" ({code(line.name)} in {code(short(line.file, prefix))})" if line.name and line.file else ""
+                details = ": " + "; ".join(esc(d) for d in line.details) if line.details else ""
+                lines.append(f"- {mark}{code(short(c['path'], prefix))}: {esc(line.label)}{where}{details}")
+    for c in shown:
+        if any(line.status == "agrees" and not line.details for line in metafile_lines(c)):
+            agree.append(code(short(c["path"], prefix)))
+    if agree:
+        lines.append(f"- {len(agree)} config{'s agree' if len(agree) != 1 else ' agrees'} with its metafile entry "
+                     f"at the entry's precision: " + ", ".join(agree[:10])
+                     + (f" +{len(agree) - 10} more" if len(agree) > 10 else ""))
+    lines += [f"- {WARN_MARK} could not read {code(_clip(p, 300))}" for p in problems[:10]]
+    if not lines:
+        return ""
+    if len(lines) > MAX_METAFILE_LINES:  # never crowds the totals out of a size-capped comment
+        more = len(lines) - MAX_METAFILE_LINES + 1
+        lines = lines[:MAX_METAFILE_LINES - 1] + [f"- \u2026 and {more} more (see the JSON report)"]
+    return "#### Metafiles\n\n" + "\n".join(lines)
 
 
 def error_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
@@ -627,7 +375,8 @@ def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
     head = headline(shown, unchanged)
     rows = [table_row(c, prefix) for c in shown]
     budgets = budgets_block(shown, prefix)
-    details = module_details(shown, prefix)
+    budgets = "\n\n".join(p for p in (budgets, metafile_block(shown, prefix, metafile_problems(report))) if p)
+    details = module_details(shown, prefix, report.get("depth"))
     unchanged_full = unchanged_block(unchanged, prefix)
     problems = problems_block(shown, prefix)  # an unchanged config's ops are not this change's
 

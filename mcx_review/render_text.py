@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render_markdown import (METRICS, cell, count_summary, display_prefix, error_label, fails,
-                                        flops_change_text, indirect_reasons, largest_flops_change, limited,
-                                        reason_parts, short, short_sha, split_configs, status_notes,
-                                        uncalled_by_side, unsupported_ops, warnings_by_message, warns)
+from mcx_review.view import (METRICS, Row, cell, depth_rows, display_prefix, error_label, fails, headline,
+                             indirect_reasons, limited, metafile_lines, metafile_problems, reason_view, short,
+                             short_sha, split_configs, status_notes, uncalled_by_side, unsupported_ops,
+                             warnings_by_message, warns, where_more, where_rows)
 from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
 
 __all__ = ["render_text", "clean"]
@@ -100,9 +100,11 @@ def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
     notes += status_notes(entry)
     reasons = indirect_reasons(entry)
     if reasons:
-        word, target = reason_parts(reasons[0])
+        r = reason_view(reasons[0])
         more = f" +{len(reasons) - 1} more" if len(reasons) > 1 else ""
-        notes.append(clean(word) + ("\n" + wrap_path(clean(short(target, prefix)), width) if target else "") + more)
+        word = clean(r.word + (f" {r.name}" if r.name else ""))
+        target = wrap_path(clean(short(r.target, prefix)), width) if r.target else ""
+        notes.append(word + (f"\n({target})" if r.name and target else f"\n{target}" if target else "") + more)
     if notes:
         text.append("\n" + " \u00b7 ".join(notes), style="dim")
     return text
@@ -143,16 +145,16 @@ def _table(shown: List[Dict[str, Any]], prefix: str, width: int) -> Table:
 
 
 def _headline(shown: List[Dict[str, Any]], unchanged: List[Dict[str, Any]]) -> Text:
-    text = Text(count_summary(shown) or "no change", style="bold")
-    top = largest_flops_change(shown)
-    if top is not None:
-        text.append(f" \u00b7 largest FLOPs change {flops_change_text(top)} ({clean(top['path'].rsplit('/', 1)[-1])})")
-    failing = sum(1 for c in shown if fails(c))
-    if failing:
-        text.append(f" \u00b7 {failing} failing", style="bold red")
-    limit = sum(1 for c in shown if limited(c) and not fails(c))
-    if limit:
-        text.append(f" \u00b7 {limit} not counted: limit reached", style="yellow")
+    h = headline(shown, unchanged)
+    text = Text(h.summary or "no change", style="bold")
+    if h.top_change is not None:
+        text.append(f" \u00b7 largest FLOPs change {h.top_change} ({clean(h.top_name)})")
+    if h.failing:
+        text.append(f" \u00b7 {h.failing} failing", style="bold red")
+    if h.stale_metafiles:
+        text.append(f" \u00b7 metafile stale for {h.stale_metafiles}", style="yellow")
+    if h.limited:
+        text.append(f" \u00b7 {h.limited} not counted: limit reached", style="yellow")
     return text
 
 
@@ -169,15 +171,46 @@ def _revisions(report: Dict[str, Any]) -> Text:
     return Text(f"mcx-review \u00b7 {base_text} {ARROW} {head_text}{note}", style="dim")
 
 
-def _section(console: Console, title: str, lines: List[Text]) -> None:
+class Line:
+    """A line made of entries (``aten::mean ×1``, a module's cells): it wraps between entries,
+    never inside one; continuation lines are indented under the first entry."""
+
+    def __init__(self, lead: str, entries: List[str], style: str = "", sep: str = ", ") -> None:
+        self.lead, self.entries, self.style, self.sep = lead, entries, style, sep
+
+    def lines(self, width: int) -> List[str]:
+        indent = " " * (len(self.lead) + 1 if len(self.lead) < min(40, width // 2) else 8) if self.lead else ""
+        out: List[str] = []
+        cur, fresh = self.lead, True  # fresh: no entry on this line yet
+        for i, item in enumerate(self.entries):
+            piece = item + (self.sep.rstrip() if i < len(self.entries) - 1 else "")
+            joiner = "" if fresh and cur == indent else " " if cur else ""
+            if not fresh and len(cur) + len(joiner) + len(piece) > width:
+                out.append(cur)
+                cur, joiner = indent, ""
+            cur += joiner + piece
+            fresh = False
+        out.append(cur)
+        return out
+
+
+def _section(console: Console, title: str, lines: List["Text | Line"], width: int, wrap: bool) -> None:
+    """A titled list. Entry lines wrap between entries; free text wraps where rich wraps it on a
+    terminal and not at all elsewhere (a CI log or a file has no width)."""
     if lines:
         console.print(Text(title, style="bold"))
         for line in lines:
-            console.print(Text("  ").append_text(line))
+            if isinstance(line, Line):
+                for part in line.lines(width - 2):  # a terminal may still fold one entry wider than itself
+                    console.print(Text("  " + part, style=line.style), no_wrap=not wrap, overflow="fold" if wrap
+                                  else "ignore", crop=wrap)
+            else:
+                console.print(Text("  ").append_text(line), soft_wrap=not wrap)
 
 
-def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]:
-    out: Dict[str, List[Text]] = {"errors": [], "budgets": [], "not counted": [], "warnings": []}
+def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List["Text | Line"]]:
+    out: Dict[str, List["Text | Line"]] = {"errors": [], "budgets": [], "metafiles": [], "not counted": [],
+                                            "warnings": []}
     for c in shown:  # an unchanged config's ops are not this change's
         name = clean(short(c["path"], prefix))
         for e in c.get("errors") or []:
@@ -185,8 +218,8 @@ def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]
             if labelled is None:
                 continue
             label, failing = labelled
-            out["errors"].append(Text(f"{name}: {clean(label)}: ", style="red" if failing else "yellow" if e.get("limit") else "")
-                                 .append(clean(e.get("message", ""))))
+            style = "red" if failing else "yellow" if e.get("limit") else ""
+            out["errors"].append(Text(f"{name}: {clean(label)}: ", style=style).append(clean(e.get("message", ""))))
         for b in c.get("budgets") or []:
             level = b.get("level", "warn")
             value = format_count(int(b["value"]))
@@ -197,19 +230,52 @@ def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List[Text]]
             line.append(clean(f" {name}: {what} {value}, limit {b.get('limit', '?')} (rule {b.get('rule', '?')})"
                               + (f": {b['message']}" if b.get("message") else "")))
             out["budgets"].append(line)
+        for m in metafile_lines(c):
+            where = f" ({clean(m.name)} in {clean(short(m.file, prefix))})" if m.name and m.file else ""
+            style = ("bold red" if fails(c) else "yellow") if m.status == "stale" else ""
+            out["metafiles"].append(Line(f"{name}: {m.label}{where}" + (":" if m.details else ""),
+                                         [clean(d) for d in m.details], style=style, sep="; "))
         ops = unsupported_ops(c)
         if ops:
-            out["not counted"].append(Text(clean(f"{name}: " + ", ".join(f"{op} {n}" for op, n in ops))))
+            out["not counted"].append(Line(f"{name}:", [clean(f"{op} {n}") for op, n in ops]))
         for side, mods in uncalled_by_side(c):
-            out["not counted"].append(Text(clean(f"{name}: modules never called ({side}): " + ", ".join(mods))))
+            out["not counted"].append(Line(f"{name}: modules never called ({side}):", [clean(m) for m in mods]))
         for side, message in warnings_by_message(c):
             out["warnings"].append(Text(clean(f"{name} ({side}): {message}")))
-    out["budgets"].sort(key=lambda t: not t.plain.startswith("FAIL"))
+    out["budgets"].sort(key=lambda t: not t.plain.startswith("FAIL"))  # type: ignore[union-attr]
+    out["metafiles"].sort(key=lambda line: line.style == "")  # type: ignore[union-attr]
     return out
 
 
-def render_text(report: Dict[str, Any], *, color: bool, width: int = 100) -> str:
-    """The report for a terminal; ``color=False`` gives plain text without any escape code."""
+def _module_lines(rows: List[Row]) -> List[Line]:
+    width = max((len(clean(n)) for n, _, _ in rows), default=0)
+    return [Line(f"  {clean(name) + (f' ({where})' if where else ''):<{width}}",
+                 [f"{label} {c}" for label, c in zip(("FLOPs", "params", "activations"), cells)])
+            for name, where, cells in rows]
+
+
+def _modules(shown: List[Dict[str, Any]], prefix: str, depth: Optional[int]) -> Dict[str, List["Text | Line"]]:
+    """Where it changed (every config measured at both sides) and, with ``--depth``, the module
+    table to that depth."""
+    out: Dict[str, List["Text | Line"]] = {"where it changed": [], "modules": []}
+    for c in shown:
+        name = clean(short(c["path"], prefix))
+        rows = where_rows(c)
+        if rows:
+            more = where_more(c)
+            out["where it changed"].append(Text(name + (f" (+{more} more modules differ)" if more else "")))
+            out["where it changed"] += _module_lines(rows)
+        table = depth_rows(c, depth) if depth else []
+        if table:
+            out["modules"].append(Text(f"{name} (to depth {depth})"))
+            out["modules"] += _module_lines(table)
+    return out
+
+
+def render_text(report: Dict[str, Any], *, color: bool, width: int = 100, wrap: bool = True) -> str:
+    """The report for a terminal; ``color=False`` gives plain text without any escape code.
+    ``wrap=False`` (not a terminal): free-text lines are never wrapped; lists of entries (ops,
+    modules) still wrap at ``width``, only between entries."""
     console = Console(file=io.StringIO(), record=True, width=width, force_terminal=color, no_color=not color,
                       color_system="standard" if color else None, highlight=False, emoji=False, markup=False,
                       legacy_windows=False)
@@ -228,8 +294,10 @@ def render_text(report: Dict[str, Any], *, color: bool, width: int = 100) -> str
         names = [clean(short(c["path"], prefix)) for c in unchanged]
         listed = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
         console.print(Text(f"{len(unchanged)} unchanged: {listed}", style="dim"))
-    for title, lines in _problems(shown, prefix).items():
-        _section(console, title, lines)
+    sections = {**_modules(shown, prefix, report.get("depth")), **_problems(shown, prefix)}
+    sections["metafiles"] += [Text(clean(f"could not read {p}"), style="yellow") for p in metafile_problems(report)]
+    for title, lines in sections.items():
+        _section(console, title, lines, width, wrap)
     if prefix:
         console.print(Text(f"paths under {clean(prefix)}", style="dim"))
     return console.export_text(styles=color)

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, TypedDict
+
+if TYPE_CHECKING:  # typing.NotRequired is 3.11+; annotations are strings here
+    from typing_extensions import NotRequired
 
 SCHEMA = "mcx-review/1"
 METRICS = ("flops", "params", "activations")
@@ -51,6 +54,40 @@ class ModelStats(TypedDict):
     modules: Dict[str, ModuleStats]  # top-level children, in model order
     unsupported_ops: Dict[str, int]  # op name -> number of calls fvcore could not count
     uncalled_modules: List[str]  # unexpected ones only (the head under extract_feat is expected)
+    # every module below the root: [name, flops, params, activations], model order, all-zero left
+    # out (module_tree.py); in a report only while a side is pending, or pruned for --depth
+    tree: "NotRequired[List[List[Any]]]"
+
+
+class WhereRow(TypedDict):
+    module: str  # dotted name, e.g. "backbone.layer3"
+    base: Optional[Dict[str, int]]  # {flops, params, activations}; None: the module is head-only
+    head: Optional[Dict[str, int]]
+
+
+class Where(TypedDict):
+    """Where it changed: the deepest modules whose numbers differ, largest FLOPs change first."""
+    rows: List[WhereRow]
+    more: int  # rows left out (settings ``drill_down``)
+
+
+class MetafileCheck(TypedDict, total=False):
+    metric: Literal["flops", "params"]
+    published: str  # as written ("560000000", "4.12G")
+    value: int  # the published figure as a count
+    unit: int  # place of its last significant digit: compared after rounding to it
+    measured: int  # head
+    agrees: bool
+    base_agrees: Optional[bool]  # the same entry at base vs the base numbers; None: not known
+    problem: str  # the published figure is not a count
+
+
+class MetafileVerdict(TypedDict, total=False):
+    """One config against its ``metafile.yml`` entries (metafile.py)."""
+    status: Literal["agrees", "fixed", "legacy", "stale", "no entry", "not compared"]
+    level: Optional[Literal["warn", "fail"]]  # set when stale (settings ``metafile``)
+    note: Optional[str]
+    entries: List[Dict[str, Any]]  # {file, name, config, flops, params, base, checks: [MetafileCheck], status}
 
 
 class Limit(TypedDict):
@@ -82,6 +119,8 @@ class ConfigReport(TypedDict, total=False):
     errors: List[Message]
     warnings: List[Message]
     budgets: List[Dict[str, Any]]  # breaches, see budgets.py
+    where: Where  # changed configs measured at both sides
+    metafile: MetafileVerdict  # when the head revision has metafiles
 
 
 class Revision(TypedDict, total=False):
@@ -96,7 +135,10 @@ class Report(TypedDict, total=False):
     base: Revision
     head: Revision
     shape: Optional[List[int]]  # forced [H, W] or None
+    depth: Optional[int]  # --depth N: module tables to depth N (trees kept, pruned)
+    drill_down: int  # at most this many "where it changed" rows per config (settings)
     configs: List[ConfigReport]
+    metafile_problems: List[str]  # metafiles that could not be read, one line each
 
 
 def dumps(report: Report) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from mcx_review import __version__, gitrev, impact
+from mcx_review import __version__, gitrev, impact, metafile_files, module_tree
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
 from mcx_review.compare import ABSENT, SideResult, config_report
 from mcx_review.memory import Gate, default_max_rss
@@ -35,6 +35,7 @@ class Options:
     shard: Optional[Tuple[int, int]] = None  # (k, n), 1-based
     settings_path: Optional[Path] = None
     max_worker_rss: Optional[int] = None  # bytes; None: memory.default_max_rss of the worker count
+    depth: Optional[int] = None  # --depth N: keep each side's module tree to depth N in the report
 
 
 @dataclass
@@ -273,9 +274,17 @@ def run_review(repo_dir: Path, opts: Options, log: Log = lambda m: None, list_on
         targets = find_targets(trees, changes, settings, resolver)
         log(f"{len(changes)} changed file(s); {len(targets)} config(s) under review")
         if list_only:
-            return _report(revs, opts, []), resolver.stats, targets
+            return _report(revs, opts, [], settings), resolver.stats, targets
         entries = _review_targets(targets, resolver, opts, log, progress)
-    report = _report(revs, opts, entries)
+        for entry in entries:
+            module_tree.attach(entry, settings.drill_down, opts.depth)  # type: ignore[arg-type]
+        problems = metafile_files.attach(entries, trees, settings, opts.shape) \
+            if settings.metafile != "off" else []  # type: ignore[arg-type]
+    for problem in problems:
+        log(f"metafile: {problem}")
+    report = _report(revs, opts, entries, settings)
+    if problems:
+        report["metafile_problems"] = problems
     if settings.budgets:
         from mcx_review.budgets import evaluate_budgets
         report = evaluate_budgets(report, settings)  # type: ignore[assignment]
@@ -351,7 +360,7 @@ def _review_targets(targets: List[Target], resolver: Resolver, opts: Options, lo
     return entries
 
 
-def _report(revs: gitrev.Revisions, opts: Options, entries: List[ConfigReport]) -> Report:
+def _report(revs: gitrev.Revisions, opts: Options, entries: List[ConfigReport], settings: Settings) -> Report:
     tool = {"mcx-review": __version__, **package_versions()}
     return {
         "schema": SCHEMA,
@@ -361,6 +370,8 @@ def _report(revs: gitrev.Revisions, opts: Options, entries: List[ConfigReport]) 
                  "sha": revs.head_sha, "kind": revs.head_kind},
         "shape": list(opts.shape) if opts.shape else None,
         "shard": list(opts.shard) if opts.shard else None,
+        "depth": opts.depth,
+        "drill_down": settings.drill_down,
         "configs": entries,
     }
 

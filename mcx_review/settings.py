@@ -47,6 +47,8 @@ comment:
   # login: my-app[bot]                # who posts it (default: the token's user, else any bot)
 limits: warn                          # a config stopped by a resource limit (--timeout, a killed
                                       # worker) at head: warn (default) | fail (exit 1)
+metafile: warn                        # a config's metafile FLOPs/Parameters left stale by the change: warn | fail | off
+drill_down: 5                         # rows of "where it changed" per config (deepest modules that differ); 0: none
 budgets:
   - metric: flops                     # flops | params | activations
     limit: "+5%"                      # relative to base: +5% (growth), -10% (shrinkage)
@@ -117,6 +119,8 @@ class Settings:
     comment: CommentSettings = field(default_factory=CommentSettings)
     budgets: Tuple[Budget, ...] = ()
     limits: Level = "warn"  # verdict on a config a resource limit kept from being counted at head
+    metafile: Literal["warn", "fail", "off"] = "warn"
+    drill_down: int = 5
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -156,7 +160,8 @@ def load_settings(path: Optional[Path], *, text: Optional[str] = None,
 
 
 # Every top-level key; settings-schema.json declares the same ones (a test holds them equal).
-TOP_KEYS = frozenset({"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits"})
+TOP_KEYS = frozenset({"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits", "metafile",
+                      "drill_down"})
 
 
 def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
@@ -183,6 +188,14 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
         kw["comment"] = p.comment(top["comment"])
     if "limits" in top:
         kw["limits"] = p.choice(top["limits"], "limits", LEVELS)
+    if "metafile" in top:
+        level = "off" if top["metafile"] is False else top["metafile"]  # YAML 1.1 reads a bare off as false
+        kw["metafile"] = p.choice(level, "metafile", ("warn", "fail", "off"))
+    if "drill_down" in top:
+        rows = top["drill_down"]
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows <= 1000:
+            raise p.fail("drill_down", f"expected a number of rows from 0 to 1000, got {_show(rows)}")
+        kw["drill_down"] = rows
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()

@@ -21,8 +21,16 @@ def test_defaults_without_a_file():
     assert load_settings(None, text="# only a comment\n") == Settings()
 
 
+def test_metafile_and_drill_down_keys():
+    assert (Settings().metafile, Settings().drill_down) == ("warn", 5)
+    for text, level in (("metafile: fail\n", "fail"), ("metafile: off\n", "off"), ("metafile: 'off'\n", "off")):
+        assert load_settings(None, text=text).metafile == level
+    assert load_settings(None, text="drill_down: 0\n").drill_down == 0
+
+
 def test_example_in_the_docstring_parses_to_what_it_says():
     s = load_settings(None, text=EXAMPLE)
+    assert (s.metafile, s.drill_down) == ("warn", 5)
     assert s.exclude == ("configs/_deprecated/**",)
     assert s.comment == CommentSettings("update", "default")
     flops, params = s.budgets
@@ -110,7 +118,11 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: flops, limit: '+5%'}\n  - {metric: params, limit: 25M}\n"
      "  - {metric: flops, limit: 4G, level: error}\n",
      "budgets[2].level: expected 'warn' or 'fail', got 'error'"),
-    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, limits, shape, shapes)"),
+    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, drill_down, exclude, limits, "
+                     "metafile, shape, shapes)"),
+    ("metafile: error\n", "metafile: expected one of 'warn', 'fail', 'off', got 'error'"),
+    ("drill_down: -1\n", "drill_down: expected a number of rows from 0 to 1000, got -1"),
+    ("drill_down: yes\n", "drill_down: expected a number of rows from 0 to 1000, got True"),
     ("budgets:\n  - {metric: flop, limit: 1G}\n",
      "budgets[0].metric: expected one of 'flops', 'params', 'activations', got 'flop'"),
     ("budgets:\n  - {limit: 1G}\n", "budgets[0]: missing key 'metric'"),
