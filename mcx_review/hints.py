@@ -28,7 +28,8 @@ def _some(paths: Sequence[str]) -> str:
 def uncommitted(repo: git.Repo, revs: gitrev.Revisions, changes: Sequence[gitrev.Change]) -> Optional[str]:
     """Base and head are one commit (on the base branch, say) and nothing changed between them,
     while the working tree or the index holds changes: the user most likely meant those."""
-    if revs.head_kind != "commit" or changes or revs.base_sha != revs.head_sha:
+    if revs.head_kind != "commit" or changes or revs.base_sha != revs.head_sha \
+            or revs.head_sha != repo.head.commit.hexsha:
         return None
     if not repo.is_dirty(index=True, working_tree=True, untracked_files=True):
         return None
@@ -58,8 +59,8 @@ def unmatched_files(repo: git.Repo, revs: gitrev.Revisions, unmatched: Sequence[
 def settings_differ(repo: git.Repo, revs: gitrev.Revisions, applied: Optional[str]) -> Optional[str]:
     """The head revision's ``.mcx-review.yaml`` (``applied``, None when absent) applies, but the
     file on disk differs: edits that are not committed (or staged) are not in effect."""
-    if revs.head_kind == "worktree":
-        return None
+    if revs.head_kind == "worktree" or revs.head_sha != repo.head.commit.hexsha:
+        return None  # the files on disk apply, or head is another revision than the checkout
     disk_path = Path(repo.working_tree_dir) / DEFAULT_SOURCE  # type: ignore[arg-type]
     on_disk = disk_path.read_text(encoding="utf-8") if disk_path.is_file() else None
     if on_disk == applied or (on_disk is not None and applied is not None

@@ -3,6 +3,7 @@ GitHub step summary and outputs, progress on stderr, and the exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import sys
@@ -72,6 +73,13 @@ def _own_module(name: str, root: Optional[Path]) -> bool:
     return root is not None and ((root / top).is_dir() or (root / f"{top}.py").is_file())
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None  # locates, does not import
+    except (ImportError, ValueError):
+        return False
+
+
 def counted_nothing(report: Report, root: Optional[Path] = None) -> Optional[str]:
     """Why the review cannot pass although no config failed *because of the change*, as one line
     naming the cause and the fix; None when it can. Either the analysis environment lacks a
@@ -80,9 +88,13 @@ def counted_nothing(report: Report, root: Optional[Path] = None) -> Optional[str
     for path, side, message in _errors(report):
         missing = _NO_MODULE.search(message)
         if missing and not _own_module(missing.group(1), root):
-            module = missing.group(1).split(".")[0]
-            return (f"the analysis environment cannot import {module} (No module named "
-                    f"'{missing.group(1)}' while analysing {path} at {side}); install it where "
+            name = missing.group(1)
+            module = name.split(".")[0]
+            where = f"No module named '{name}' while analysing {path} at {side}"
+            if name != module and _installed(module):  # e.g. mmcv-lite has no compiled mmcv._ext
+                return (f"the installed {module} has no {name} ({where}); install a {module} build "
+                        f"that provides it" + (" (the full mmcv instead of mmcv-lite)" if module == "mmcv" else ""))
+            return (f"the analysis environment cannot import {module} ({where}); install it where "
                     f"mcx-review runs, e.g. pip install {PIP_NAMES.get(module, module)}")
         scope = _CANNOT_IMPORT.search(message)
         if scope:

@@ -234,8 +234,9 @@ def read_change(repo: Any, opts: Options, log: Log = lambda m: None
     settings; hints (hints.py) about what the user probably meant go to ``log``."""
     revs = gitrev.resolve_revisions(repo, opts.base, opts.head, opts.head_kind)
     changes = gitrev.changed_files(repo, revs)
-    for line in filter(None, [hints.uncommitted(repo, revs, changes)]):
-        log(line)
+    hint = hints.uncommitted(repo, revs, changes)
+    if hint:
+        log(hint)
     if opts.files:
         changes, unmatched = gitrev.select_files(changes, opts.files, Path(repo.working_tree_dir))
         for line in hints.unmatched_files(repo, revs, unmatched):
@@ -245,8 +246,9 @@ def read_change(repo: Any, opts: Options, log: Log = lambda m: None
     else:
         text = gitrev.read_file(repo, revs, "head", ".mcx-review.yaml")
         settings = load_settings(None, text=text) if text is not None else Settings()
-        for line in filter(None, [hints.settings_differ(repo, revs, text)]):
-            log(line)
+        hint = hints.settings_differ(repo, revs, text)
+        if hint:
+            log(hint)
     return revs, changes, settings
 
 

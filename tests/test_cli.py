@@ -283,3 +283,23 @@ def test_demo_writes_markdown_and_json_and_says_where(tmp_path):
 def test_the_readme_documents_exit_code_3():
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "3 nothing was counted" in readme
+
+
+def test_the_nothing_counted_line_names_the_package_to_install(tmp_path):
+    """The rule on its own (pure): reports as the workers write them."""
+    from mcx_review.output import counted_nothing
+
+    def report(*messages):
+        return {"configs": [{"path": f"configs/c{i}.py", "errors": [{"side": "head", "message": m}]}
+                            for i, m in enumerate(messages)] + [{"path": "configs/ok.py", "errors": []}]}
+
+    assert counted_nothing(report("tracing extract_feat failed: RuntimeError: x")) is None
+    line = counted_nothing(report("default_scope 'mmdet' cannot be imported (ModuleNotFoundError: "
+                                  "No module named 'mmdet')"))
+    assert line.endswith("e.g. pip install mmdet")
+    line = counted_nothing(report("analysis failed: ModuleNotFoundError: No module named 'cv2'"))
+    assert line.startswith("the analysis environment cannot import cv2") and line.endswith("pip install opencv-python")
+    line = counted_nothing(report("model could not be built: ModuleNotFoundError: No module named 'mmcv._ext'"))
+    assert line.startswith("the installed mmcv has no mmcv._ext") and "the full mmcv instead of mmcv-lite" in line
+    (tmp_path / "mylib").mkdir()
+    assert counted_nothing(report("config could not be loaded: No module named 'mylib.gone'"), tmp_path) is None
