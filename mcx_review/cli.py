@@ -202,6 +202,8 @@ def run_merge(args: argparse.Namespace) -> int:
         log(str(exc))
         return 2
     emit(report, args.format, args.output)
+    if args.output:
+        log(f"report written to {args.output}")
     return 0
 
 

@@ -139,6 +139,11 @@ def test_shape_h_w_keeps_a_following_file_and_hxw_is_the_same(lenet_repo):
     b = cli("--base", "HEAD~1", "--no-cache", "--format", "json", "--shape", "32x35", cwd=lenet_repo.root)
     assert b.returncode == 0, b.stderr
     assert json.loads(b.stdout)["configs"] == report["configs"]
+    (lenet_repo.root.parent / "a.json").write_text(a.stdout)
+    merged = lenet_repo.root.parent / "merged.json"
+    m = cli("merge", "a.json", "-o", str(merged), cwd=lenet_repo.root.parent)
+    assert m.returncode == 0 and lines(m.stderr) == [f"mcx-review: report written to {merged}"]
+    assert json.loads(merged.read_text())["configs"] == report["configs"]
 
 
 # ---------------------------------------------------------------- 3. nothing counted
