@@ -25,6 +25,10 @@ def _some(paths: Sequence[str]) -> str:
     return named + (f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
 
 
+def _it(paths: Sequence[str]) -> str:
+    return "it" if len(paths) == 1 else "them"
+
+
 def uncommitted(repo: git.Repo, revs: gitrev.Revisions, changes: Sequence[gitrev.Change]) -> Optional[str]:
     """Base and head are one commit (on the base branch, say) and nothing changed between them,
     while the working tree or the index holds changes: the user most likely meant those."""
@@ -49,10 +53,10 @@ def unmatched_files(repo: git.Repo, revs: gitrev.Revisions, unmatched: Sequence[
     lines = []
     if missing:
         lines.append(f"warning: FILE not found at base ({revs.base_rev}) or head ({head}): "
-                     f"{_some(missing)}; nothing reviewed for it")
+                     f"{_some(missing)}; nothing reviewed for {_it(missing)}")
     if unchanged:
         lines.append(f"warning: FILE not changed between base ({revs.base_rev}) and head ({head}): "
-                     f"{_some(unchanged)}; nothing reviewed for it")
+                     f"{_some(unchanged)}; nothing reviewed for {_it(unchanged)}")
     return lines
 
 
