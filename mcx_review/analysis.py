@@ -1,10 +1,11 @@
 """One config -> ModelStats: build the model, count FLOPs, params and activations with fvcore.
 
 Counted the way mmcls's ``tools/analysis_tools/get_flops.py`` does (``eval()``, forward =
-``extract_feat``, input ``(1, 3, H, W)``, fvcore FLOPs / activations / ``parameter_count``), with
-four differences that change no number: weights are not randomly initialised, one trace serves
-both FLOPs and activations, the trace runs under ``torch.no_grad()`` (autograd would keep every
-intermediate tensor alive: ViT-H/14 at 448 px peaks near 3.7 GB RSS with it, 1.3 GB without), and
+``extract_feat``, input ``(1, C, H, W)``, fvcore FLOPs / activations / ``parameter_count``), with
+four differences that change no number (get_flops.py fixes C = 3, which fails on a grayscale model;
+C here comes from the config): weights are not randomly initialised, one trace serves both FLOPs
+and activations, the trace runs under ``torch.no_grad()`` (autograd would keep every intermediate
+tensor alive: ViT-H/14 at 448 px peaks near 3.7 GB RSS with it, 1.3 GB without), and
 ``aten::scaled_dot_product_attention`` is counted like the explicit attention it replaces (so
 torch 2.x gives the published figures).
 """
@@ -16,10 +17,10 @@ import importlib
 import inspect
 import re
 import sys
-from typing import Any, Callable, Dict, List, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from mcx_review import fvcore_handles
-from mcx_review.input_shape import ShapeError, infer_input_shape, type_name
+from mcx_review.input_shape import DEFAULT_CHANNELS, ShapeError, infer_input_shape, input_channels, type_name
 from mcx_review.report import ModelStats, ModuleStats
 from mcx_review.skip_init import no_weight_init
 
@@ -232,14 +233,28 @@ def count(model: Any, input_shape: Tuple[int, int, int], forward: str,
             "tree": _module_tree(model, counted, canonical, params)}
 
 
+def first_layer_channels(model: Any) -> Optional[int]:
+    """``in_channels`` of the first convolution the model (its backbone, if any) registers."""
+    import torch.nn as nn
+
+    root = getattr(model, "backbone", None) or model
+    for module in root.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return int(module.in_channels)
+    return None
+
+
 def resolve_shape(cfg: Any, shape: "Tuple[int, int] | List[int] | None") -> Tuple[int, int, int]:
+    """(C, H, W) to trace: H, W forced or from the test pipeline; C as the config declares it
+    (:func:`input_channels`), 3 when it says nothing (:func:`analyse` then asks the model)."""
+    channels = input_channels(cfg) or DEFAULT_CHANNELS
     if shape:
-        h, w = (int(shape[0]), int(shape[-1]))
-        return 3, h, w
+        return channels, int(shape[0]), int(shape[-1])
     try:
-        return infer_input_shape(cfg)
+        _, h, w = infer_input_shape(cfg)
     except ShapeError as exc:
         raise AnalysisError(f"input shape could not be inferred: {exc} (give the shape explicitly)") from exc
+    return channels, h, w
 
 
 def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool = True) -> ModelStats:
@@ -248,5 +263,7 @@ def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool =
     with contextlib.redirect_stdout(sys.stderr):  # codebases and loggers that print
         input_shape = resolve_shape(cfg, shape)
         model = build_model(cfg)
+        if input_channels(cfg) is None:  # the config is silent: the model's first layer decides
+            input_shape = (first_layer_channels(model) or input_shape[0], *input_shape[1:])
         forward = bind_forward(model)
         return count(model, input_shape, forward, no_grad=no_grad)

@@ -1,5 +1,7 @@
 """``mcx-review demo``: realistic edits to the configs the installed mmcls (or mmpretrain) ships,
-reviewed in a throw-away git repository. No network."""
+reviewed in a throw-away git repository. No network. Prints the text table and writes
+``mcx-review-demo.md`` (the PR comment) and ``mcx-review-demo.json`` (the report) into the
+current directory."""
 from __future__ import annotations
 
 import importlib.util
@@ -85,7 +87,7 @@ def run_demo(out_dir: Path = Path(".")) -> int:
     found = shipped_configs()
     if found is None:
         log("demo needs mmcls or mmpretrain installed (they ship the configs it edits): "
-            "pip install 'mcx-review[mmpretrain]'")
+            "pip install 'mmpretrain>=1.0,<2' mmcv-lite (or install mcx-review with its [mmpretrain] extra)")
         return 2
     pkg, configs = found
     with tempfile.TemporaryDirectory(prefix="mcx-review-demo-") as tmp:
@@ -99,8 +101,12 @@ def run_demo(out_dir: Path = Path(".")) -> int:
     md, js = out_dir / "mcx-review-demo.md", out_dir / "mcx-review-demo.json"
     md.write_text(render_markdown(report), encoding="utf-8")
     js.write_text(dumps(report), encoding="utf-8")
-    log(f"Markdown (the PR comment) written to {md.resolve()}; JSON to {js.resolve()}")
-    return output.exit_code(report)
+    log(f"Markdown (the PR comment) written to {md.resolve()}")
+    log(f"JSON report written to {js.resolve()}")
+    code = output.exit_code(report)
+    if code == output.EXIT_NOTHING_COUNTED:
+        log(f"error: {output.counted_nothing(report)} (exit {code})")
+    return code
 
 
 if __name__ == "__main__":

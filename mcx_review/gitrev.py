@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Literal, Optional, Sequence
+from typing import Iterator, List, Literal, Optional, Sequence, Tuple
 
 import git
 
@@ -104,24 +105,42 @@ def changed_files(repo: git.Repo, revs: Revisions) -> List[Change]:
     return changes
 
 
-def select_files(changes: Sequence[Change], files: Sequence[str], root: Path) -> List[Change]:
-    """Keep the changes named on the command line (pre-commit style); a named file the diff
-    does not know counts as modified, so the review still covers what it affects."""
-    wanted = {_relpath(f, root) for f in files}
-    kept = [c for c in changes if c.path in wanted or c.old_path in wanted]
-    known = {c.path for c in kept} | {c.old_path for c in kept if c.old_path}
-    kept += [Change("M", p) for p in sorted(wanted - known)]
-    return kept
+class PathError(Exception):
+    """A FILE argument outside the repository: a usage error."""
 
 
-def _relpath(path: str, root: Path) -> str:
+def select_files(changes: Sequence[Change], files: Sequence[str], root: Path
+                 ) -> Tuple[List[Change], List[str]]:
+    """Narrow the changes to the FILE arguments, as git pathspecs narrow ``git diff``: a file
+    selects its own change, a directory every change under it. Returns the kept changes and the
+    FILE arguments (repo-relative) that selected none -- not found, or not changed -- for the
+    caller to warn about. A path outside the repository raises :class:`PathError`."""
+    specs = [repo_relative(f, root) for f in files]
+
+    def selects(spec: str, path: Optional[str]) -> bool:
+        return path is not None and (spec == "" or path == spec or path.startswith(spec + "/"))
+
+    kept = [c for c in changes if any(selects(s, c.path) or selects(s, c.old_path) for s in specs)]
+    unmatched = [s for s in dict.fromkeys(specs)
+                 if not any(selects(s, c.path) or selects(s, c.old_path) for c in changes)]
+    return kept, unmatched
+
+
+def repo_relative(path: str, root: Path) -> str:
+    """A FILE argument as a repo-relative posix path ('' for the root itself). Relative paths are
+    taken relative to ``root``; the CLI makes its arguments absolute first (relative to the current
+    directory, as git does). Symlinked directories on the way are followed, the file itself is not."""
     p = Path(path)
-    if p.is_absolute():
-        try:
-            return p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            return p.as_posix()
-    return Path(p.as_posix()).as_posix()
+    full = Path(os.path.normpath(p if p.is_absolute() else Path(root) / p))
+    candidates = (full, Path(os.path.realpath(full.parent)) / full.name)
+    for base in dict.fromkeys((Path(root), Path(os.path.realpath(root)))):
+        for candidate in candidates:
+            try:
+                rel = candidate.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            return "" if rel == "." else rel
+    raise PathError(f"{path}: outside the repository {root}")
 
 
 @contextlib.contextmanager
@@ -157,3 +176,18 @@ def read_file(repo: git.Repo, revs: Revisions, side: Literal["base", "head"], pa
         return full.read_text(encoding="utf-8") if full.is_file() else None
     except git.GitCommandError:
         return None
+
+
+def path_exists(repo: git.Repo, revs: Revisions, side: Literal["base", "head"], path: str) -> bool:
+    """Is there a file or directory ``path`` (repo-relative) at that side of the review?"""
+    if not path:
+        return True
+    try:
+        if side == "base" or revs.head_kind == "commit":
+            sha = revs.base_sha if side == "base" else revs.head_sha
+            return bool(repo.git.ls_tree(sha, "--", path).strip())
+        if revs.head_kind == "index":
+            return bool(repo.git.ls_files("--", path).strip())
+    except git.GitCommandError:
+        return False
+    return (Path(repo.working_tree_dir) / path).exists()  # type: ignore[arg-type]

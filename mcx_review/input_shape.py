@@ -4,6 +4,9 @@ As mmpretrain's ``.dev_scripts/fill_metafile.py`` does it: take the test dataset
 the loading step, run the rest on a synthetic image and read the image size it ends with. We also
 drop packing (it only changes the layout) and start CIFAR-style datasets from their native 32x32
 image. No test pipeline: 224x224.
+
+Channels come from the config too (:func:`input_channels`), not a fixed 3: a grayscale model
+(``lenet5_mnist.py``, ``mean=[33.46]``) is traced with a 1-channel input.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import importlib
 from typing import Any, Dict, List, Optional, Tuple
 
 DEFAULT_SIZE = 224
+DEFAULT_CHANNELS = 3
 NATIVE_SIZES = {"CIFAR10": 32, "CIFAR100": 32}  # datasets whose images come in one fixed size
 
 
@@ -96,13 +100,47 @@ def run_pipeline(pipeline: List[Any], size: int, scope: str) -> Tuple[int, int]:
     return int(h), int(w)
 
 
+def _preprocessor(cfg: Any) -> Dict[str, Any]:
+    """The data preprocessor the model is built with: ``model.data_preprocessor``, else the
+    top-level ``data_preprocessor`` (mmpretrain's tools copy it into the model)."""
+    model = cfg.get("model") or {}
+    found = model.get("data_preprocessor") if isinstance(model, dict) else None
+    if not isinstance(found, dict):
+        found = cfg.get("data_preprocessor")
+    return found if isinstance(found, dict) else {}
+
+
+def input_channels(cfg: Any) -> Optional[int]:
+    """Input channels the config declares, without building anything (None: it says nothing).
+
+    In this order: the backbone's ``in_channels``; the data preprocessor's ``mean``/``std``
+    length (one value per channel); a test pipeline that loads images as grayscale (1).
+    """
+    model = cfg.get("model") or {}
+    backbone = model.get("backbone") if isinstance(model, dict) else None
+    if isinstance(backbone, dict) and isinstance(backbone.get("in_channels"), int) \
+            and backbone["in_channels"] > 0:
+        return int(backbone["in_channels"])
+    pre = _preprocessor(cfg)
+    for key in ("mean", "std"):
+        values = pre.get(key)
+        if isinstance(values, (list, tuple)) and values:
+            return len(values)
+    _, pipeline = test_pipeline(cfg)
+    for step in pipeline or []:
+        if isinstance(step, dict) and _is_loading(step) and step.get("color_type") == "grayscale":
+            return 1
+    return None
+
+
 def infer_input_shape(cfg: Any) -> Tuple[int, int, int]:
-    """(3, H, W) the model sees at test time under this config. Raises ShapeError when the test
-    pipeline cannot run."""
+    """(C, H, W) the model sees at test time under this config (C: :func:`input_channels`, 3 when
+    the config says nothing). Raises ShapeError when the test pipeline cannot run."""
+    channels = input_channels(cfg) or DEFAULT_CHANNELS
     kind, pipeline = test_pipeline(cfg)
     size = NATIVE_SIZES.get(kind or "", DEFAULT_SIZE)
     if not pipeline:
-        return 3, size, size
+        return channels, size, size
     scope = cfg.get("default_scope") or "mmpretrain"
     h, w = run_pipeline(pipeline, size, scope)
-    return 3, h, w
+    return channels, h, w

@@ -3,11 +3,13 @@ GitHub step summary and outputs, progress on stderr, and the exit code."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mcx_review.compare import head_failed
 from mcx_review.report import Report, dumps
@@ -52,29 +54,97 @@ def has_changes(report: Report) -> bool:
     return any(c["status"] != "unchanged" for c in report.get("configs", []))
 
 
-def exit_code(report: Report) -> int:
+EXIT_FAILED = 1  # a fail-level budget, or a config that fails to analyse at head
+EXIT_USAGE = 2  # bad arguments, git or settings error
+EXIT_NOTHING_COUNTED = 3  # configs under review but no number counted: see counted_nothing()
+
+# pip names of modules whose distribution is called otherwise
+PIP_NAMES = {"mmcv": "mmcv-lite", "cv2": "opencv-python", "PIL": "Pillow", "yaml": "PyYAML",
+             "sklearn": "scikit-learn", "skimage": "scikit-image", "git": "GitPython"}
+_NO_MODULE = re.compile(r"No module named '([\w.]+)'")
+_CANNOT_IMPORT = re.compile(r"default_scope '([\w.]+)' cannot be imported \((.*)\)$")
+
+
+def _errors(report: Report) -> List[Tuple[str, str, str]]:
+    return [(c["path"], e["side"], e["message"]) for c in report.get("configs", []) for e in c.get("errors", [])]
+
+
+def _own_module(name: str, root: Optional[Path]) -> bool:
+    top = name.split(".")[0]
+    return root is not None and ((root / top).is_dir() or (root / f"{top}.py").is_file())
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None  # locates, does not import
+    except (ImportError, ValueError):
+        return False
+
+
+def counted_nothing(report: Report, root: Optional[Path] = None) -> Optional[str]:
+    """Why the review cannot pass although no config failed *because of the change*, as one line
+    naming the cause and the fix; None when it can. Either the analysis environment lacks a
+    dependency (an import of an installed package failed: ``root``'s own modules do not count), or
+    every config under review fails at base and head alike, so not one number was counted."""
+    for path, side, message in _errors(report):
+        missing = _NO_MODULE.search(message)
+        if missing and not _own_module(missing.group(1), root):
+            name = missing.group(1)
+            module = name.split(".")[0]
+            where = f"No module named '{name}' while analysing {path} at {side}"
+            if name != module and _installed(module):  # e.g. mmcv-lite has no compiled mmcv._ext
+                return (f"the installed {module} has no {name} ({where}); install a {module} build "
+                        f"that provides it" + (" (the full mmcv instead of mmcv-lite)" if module == "mmcv" else ""))
+            return (f"the analysis environment cannot import {module} ({where}); install it where "
+                    f"mcx-review runs, e.g. pip install {PIP_NAMES.get(module, module)}")
+        scope = _CANNOT_IMPORT.search(message)
+        if scope:
+            return (f"the analysis environment cannot import {scope.group(1)} ({scope.group(2)}, "
+                    f"{path} at {side}); install a {scope.group(1)} that imports with the installed "
+                    f"packages (see requirements/dev.txt for versions tested together)")
+    configs = report.get("configs", [])
+    if configs and all(_failed_everywhere(c) for c in configs):  # one of several stays a note
+        path, _, message = _errors(report)[0]
+        return (f"nothing was counted: every config under review ({len(configs)}) fails at base and "
+                f"head alike, e.g. {path}: {message}")
+    return None
+
+
+def _failed_everywhere(entry: Dict[str, Any]) -> bool:
+    """Failed at base and at head: nothing of this config was measured. A resource limit is not a
+    failure (a warning of its own, issue 8), so a config stopped by one does not count here."""
+    return {e["side"] for e in entry.get("errors", []) if not e.get("limit")} == {"base", "head"}
+
+
+def exit_code(report: Report, root: Optional[Path] = None) -> int:
     from mcx_review.budgets import budget_level
 
     from mcx_review import metafile
 
+    if counted_nothing(report, root):
+        return EXIT_NOTHING_COUNTED
     configs = report.get("configs", [])
     if any(head_failed(c) or metafile.fails(c) for c in configs) or budget_level(report) == "fail":
-        return 1
+        return EXIT_FAILED
     return 0
 
 
-def deliver(report: Report, args: argparse.Namespace, log: Log) -> int:
+def deliver(report: Report, args: argparse.Namespace, log: Log, root: Optional[Path] = None) -> int:
+    """Writes every output the arguments ask for (``log`` names each file written); returns the
+    exit code."""
     emit(report, args.format, args.output)
     if args.output:
         log(f"report written to {args.output}")
     if args.json_path:
         _write(args.json_path, dumps(report))
+        log(f"JSON report written to {args.json_path}")
     if args.md_path:
         from mcx_review.render_markdown import render_markdown
         _write(args.md_path, render_markdown(report))
+        log(f"Markdown written to {args.md_path}")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         _github(report, args)
-    return exit_code(report)
+    return exit_code(report, root)
 
 
 def _github(report: Report, args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from mcx_review import __version__, gitrev, impact, metafile_files, module_tree
+from mcx_review import __version__, gitrev, hints, impact, metafile_files, module_tree
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
 from mcx_review.compare import ABSENT, SideResult, config_report
 from mcx_review.memory import Gate, default_max_rss
@@ -248,17 +248,27 @@ def in_shard(key: str, shard: Optional[Tuple[int, int]]) -> bool:
 
 # ---------------------------------------------------------------- the review
 
-def read_change(repo: Any, opts: Options) -> Tuple[gitrev.Revisions, List[gitrev.Change], Settings]:
-    """The revisions, the changed files and the head revision's settings."""
+def read_change(repo: Any, opts: Options, log: Log = lambda m: None
+                ) -> Tuple[gitrev.Revisions, List[gitrev.Change], Settings]:
+    """The revisions, the changed files (narrowed to ``opts.files``) and the head revision's
+    settings; hints (hints.py) about what the user probably meant go to ``log``."""
     revs = gitrev.resolve_revisions(repo, opts.base, opts.head, opts.head_kind)
     changes = gitrev.changed_files(repo, revs)
+    hint = hints.uncommitted(repo, revs, changes)
+    if hint:
+        log(hint)
     if opts.files:
-        changes = gitrev.select_files(changes, opts.files, Path(repo.working_tree_dir))  # type: ignore[arg-type]
+        changes, unmatched = gitrev.select_files(changes, opts.files, Path(repo.working_tree_dir))
+        for line in hints.unmatched_files(repo, revs, unmatched):
+            log(line)
     if opts.settings_path is not None:
         settings = load_settings(opts.settings_path)
     else:
         text = gitrev.read_file(repo, revs, "head", ".mcx-review.yaml")
         settings = load_settings(None, text=text) if text is not None else Settings()
+        hint = hints.settings_differ(repo, revs, text)
+        if hint:
+            log(hint)
     return revs, changes, settings
 
 
@@ -266,9 +276,12 @@ def run_review(repo_dir: Path, opts: Options, log: Log = lambda m: None, list_on
                progress: Optional[Callable[[str, str, Dict[str, Any]], None]] = None,
                ) -> Tuple[Report, Stats, List[Target]]:
     repo = gitrev.open_repo(repo_dir)
-    revs, changes, settings = read_change(repo, opts)
+    revs, changes, settings = read_change(repo, opts, log)
     with contextlib.ExitStack() as stack:
         trees = {s: stack.enter_context(gitrev.materialise(repo, revs, s)) for s in SIDES}  # type: ignore[arg-type]
+        if settings != Settings():
+            for line in hints.unmatched_globs(trees["head"], settings):
+                log(line)
         resolver = Resolver(trees, opts, settings, log)
         stack.callback(resolver.close)
         targets = find_targets(trees, changes, settings, resolver)

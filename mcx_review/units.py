@@ -56,13 +56,17 @@ def format_change(base: Optional[int], head: Optional[int]) -> str:
 
 
 def format_shape(input_shape: Optional[Sequence[int]]) -> str:
-    """``[3, 224, 224] -> '224²'``, ``[3, 224, 320] -> '224×320'`` (H×W)."""
+    """``[3, 224, 224] -> '224²'``, ``[3, 224, 320] -> '224×320'`` (H×W); channels other than 3
+    are appended: ``[1, 32, 32] -> '32²×1'``."""
     if not input_shape:
         return DASH
     dims = list(input_shape)[-2:]
     if len(dims) == 2 and dims[0] == dims[1]:
-        return f"{dims[0]}\u00b2"
-    return "\u00d7".join(str(d) for d in dims)
+        text = f"{dims[0]}\u00b2"
+    else:
+        text = "\u00d7".join(str(d) for d in dims)
+    channels = list(input_shape)[:-2]
+    return text + (f"\u00d7{channels[0]}" if len(channels) == 1 and channels[0] != 3 else "")
 
 
 def format_shapes(base: Optional[Sequence[int]], head: Optional[Sequence[int]]) -> str:

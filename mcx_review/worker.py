@@ -146,12 +146,13 @@ class JobError(Exception):
 def shape_spec(cfg: Any, shape: Optional[List[int]]) -> Dict[str, Any]:
     """What decides the input shape, as data: the forced shape, or the test dataset's type and
     pipeline (equal specs give equal shapes, so no model needs building to compare them)."""
-    if shape:
-        return {"forced": list(shape)}
-    from mcx_review.input_shape import test_pipeline  # no torch: reads the config only
+    from mcx_review.input_shape import input_channels, test_pipeline  # no torch: reads the config only
 
+    channels = input_channels(cfg)  # the top-level data_preprocessor is not in the model dict
+    if shape:
+        return {"forced": list(shape), "channels": channels}
     dataset, pipeline = test_pipeline(cfg)
-    return {"dataset": to_jsonable(dataset), "pipeline": to_jsonable(pipeline)}
+    return {"dataset": to_jsonable(dataset), "pipeline": to_jsonable(pipeline), "channels": channels}
 
 
 def resolve(job: Dict[str, Any]) -> Dict[str, Any]:

@@ -22,7 +22,7 @@ importlib.import_module(scope + '.models')
 model = importlib.import_module(scope + '.registry').MODELS.build(cfg.model)
 model.eval()
 model.forward = model.extract_feat
-x = (torch.randn(1, 3, int(sys.argv[2]), int(sys.argv[3])),)
+x = (torch.randn(1, int(sys.argv[4]), int(sys.argv[2]), int(sys.argv[3])),)
 f = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
 a = ActivationCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
 p = parameter_count(model)
@@ -33,8 +33,9 @@ print(json.dumps({"flops": f.total(), "params": p[""], "activations": a.total(),
 '''
 
 
-def get_flops_way(tree: Path, config: str, h: int, w: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, config, str(h), str(w)], cwd=tree,
+def get_flops_way(tree: Path, config: str, h: int, w: int, channels: int = 3) -> dict:
+    """get_flops.py's input is (1, 3, H, W); ``channels`` for models that take other than 3."""
+    out = subprocess.run([sys.executable, "-c", SCRIPT, config, str(h), str(w), str(channels)], cwd=tree,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

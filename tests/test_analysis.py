@@ -257,9 +257,19 @@ def test_failed_build_gives_type_and_message(tmp_path):
 
 
 def test_failed_trace_is_named(trees):
-    cfg = _cfg(trees, "mmcls", "lenet/lenet5_mnist.py")  # one input channel; we feed three
+    # Issue 10: this config (one input channel) used to be the failing example because a fixed 3
+    # channels were fed; channels now come from the config, so an input too small for its 5x5
+    # convolutions makes the trace fail instead.
+    cfg = _cfg(trees, "mmcls", "lenet/lenet5_mnist.py")
     with pytest.raises(analysis.AnalysisError, match=r"^tracing extract_feat failed: RuntimeError: "):
-        analysis.analyse(cfg)
+        analysis.analyse(cfg, (8, 8))
+
+
+def test_grayscale_lenet_is_traced_with_one_channel_as_get_flops_would_count_it(trees):
+    rel = "lenet/lenet5_mnist.py"
+    stats = analysis.analyse(_cfg(trees, "mmcls", rel))
+    assert stats["input_shape"] == [1, 32, 32]
+    assert_matches(stats, get_flops_way(trees["mmcls"], f"configs/{rel}", 32, 32, channels=1))
 
 
 def test_model_without_extract_feat_or_tensor_mode(tmp_path):

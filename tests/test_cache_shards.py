@@ -44,7 +44,8 @@ def test_warm_run_reads_the_cache_and_never_imports_torch(cifar_repo, tmp_path):
     (fake / "torch").mkdir(parents=True)
     (fake / "torch" / "__init__.py").write_text(
         f"open({str(marker)!r}, 'a').write('x')\nraise ImportError('torch imported in a warm run')\n")
-    env = dict(os.environ, PYTHONPATH=str(fake))
+    # prepended, so a PYTHONPATH that points at the code under test (a worktree) still does
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")])))
     warm = cli(cifar_repo, tmp_path / "warm.json", "--cache-dir", str(cache), env=env)
     assert warm.returncode == 0, warm.stderr
     assert not marker.exists(), "a warm run imported torch"

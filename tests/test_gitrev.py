@@ -80,12 +80,21 @@ def test_materialised_trees_are_removed_even_on_error(repo):
     assert not tree.exists()
 
 
-def test_select_files_keeps_named_files_like_pre_commit_passes_them(repo):
+def test_select_files_narrows_like_git_pathspecs(repo):
+    """Issue 10 changed this: a named file that did not change is no longer reviewed as if
+    modified; it comes back unmatched (the review warns about it). Directories select what is
+    under them; a path outside the repository is a PathError."""
     repo.edit(RESNET, "model = dict(backbone=dict(depth=101))")
     repo.edit(VIT, "# edit")
     _, found = changes(repo, "HEAD", None, "worktree")
-    kept = gitrev.select_files(found, [str(repo.path(RESNET)), "configs/_base_/models/resnet50.py"], repo.root)
-    assert {(c.status, c.path) for c in kept} == {("M", RESNET), ("M", "configs/_base_/models/resnet50.py")}
+    kept, unmatched = gitrev.select_files(
+        found, [str(repo.path(RESNET)), "configs/_base_/models/resnet50.py"], repo.root)
+    assert [(c.status, c.path) for c in kept] == [("M", RESNET)]
+    assert unmatched == ["configs/_base_/models/resnet50.py"]
+    kept, unmatched = gitrev.select_files(found, ["configs/vision_transformer", "configs/resnet/x/.."], repo.root)
+    assert {c.path for c in kept} == {RESNET, VIT} and unmatched == []
+    with pytest.raises(gitrev.PathError, match="outside the repository"):
+        gitrev.select_files(found, [str(repo.root.parent / "elsewhere.py")], repo.root)
 
 
 def test_unknown_base_is_a_clear_git_error(repo):

@@ -70,7 +70,9 @@ def test_changed_configs_equal_get_flops_at_each_revision(changed_repo):
 
 def test_forced_shape_applies_to_both_sides(changed_repo):
     repo, _ = changed_repo
-    _, report = review(repo.root, "--base", "main", "--head", "pr", "--shape", "160", RESNET50)
+    # FILE arguments are relative to the current directory, also with --repo (issue 10)
+    code, report = review(repo.root, "--base", "main", "--head", "pr", "--shape", "160", str(repo.root / RESNET50))
+    assert code == 0
     assert len(report["configs"]) == 3, "the edited config and its two fp16 inheritors"
     for res in report["configs"]:
         assert res["base"]["input_shape"] == res["head"]["input_shape"] == [3, 160, 160]

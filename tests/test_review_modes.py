@@ -80,17 +80,31 @@ def test_staged_reviews_the_index_and_worktree_the_files_on_disk(tmp_path):
     assert [c["path"] for c in only["configs"]] == [r34], "FILE arguments narrow the review"
 
 
+LENET = """default_scope = 'mmpretrain'
+model = dict(type='ImageClassifier', backbone=dict(type='LeNet5', num_classes={n}), neck=None,
+             head=dict(type='ClsHead'))
+data_preprocessor = dict(mean=[33.46], std=[78.87], num_classes={n})
+test_dataloader = dict(dataset=dict(type='MNIST', pipeline=[dict(type='Resize', scale=32),
+                                                           dict(type='PackInputs')]))
+"""
+
+
 def test_a_config_failing_the_same_way_at_base_and_head_is_reported_but_does_not_fail(tmp_path):
+    """Among configs that were counted, one broken alike at both sides is a note. (Issue 10: when
+    it is the only config under review nothing is counted and the review exits 3 -- test_cli.)"""
     from mcx_review.render_markdown import render_markdown
 
     repo = ConfigRepo(tmp_path / "r", pkg=None)
     repo.write("configs/broken.py", "_base_ = ['./missing.py']\n")
+    repo.write("configs/lenet.py", LENET.format(n=10))
     repo.commit("broken on main")
     repo.write("configs/broken.py", "# still broken\n_base_ = ['./missing.py']\n")
+    repo.write("configs/lenet.py", LENET.format(n=12))
     repo.commit("comment only")
     proc = run(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
     assert proc.returncode == 0, proc.stderr
-    (entry,) = json.loads(proc.stdout)["configs"]
+    entry, lenet = json.loads(proc.stdout)["configs"]
+    assert lenet["status"] == "changed" and lenet["head"]["input_shape"] == [1, 32, 32]
     assert entry["status"] == "error"
     base_err, head_err = (e["message"] for e in entry["errors"])
     assert base_err == head_err and "mcx-review-" not in head_err, "no temporary tree paths in messages"
