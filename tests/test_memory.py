@@ -256,13 +256,13 @@ def timeout_repo(tmp_path_factory):
 
 
 def test_a_real_timeout_is_a_limit_warning_at_both_sides(timeout_repo):
-    code, report, md = _review(timeout_repo.root, RESNET50, "--timeout", "0.2")
+    code, report, md = _review(timeout_repo.root, str(timeout_repo.root / RESNET50), "--timeout", "0.2")
     (entry,) = [c for c in report["configs"] if c["path"] == RESNET50]
     assert [(e["side"], e["limit"]) for e in entry["errors"]] == [
         (side, {"kind": "timeout", "limit": "--timeout 0.2 s", "level": "warn"}) for side in ("base", "head")]
     assert code == 0
     assert "not counted at base and head: limit reached (--timeout 0.2 s)" in md
-    code, report, _ = _review(timeout_repo.root, RESNET50, "--timeout", "0.2",
+    code, report, _ = _review(timeout_repo.root, str(timeout_repo.root / RESNET50), "--timeout", "0.2",
                               "--config", str(timeout_repo.root / "settings-fail.yaml"))
     assert code == 0, "a limit at base and head is the same category: not the change's doing"
 
