@@ -11,6 +11,7 @@ the could-not-count details, and only then rows of the totals table (each cut sa
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mcx_review.compare import head_failed
@@ -181,10 +182,14 @@ def short(path: str, prefix: str) -> str:
 
 
 def reason_parts(reason: str) -> Tuple[str, Optional[str]]:
-    """``'inherits X'`` -> ``('inherits', 'X')``; ``'changed'`` -> ``('edited', None)``."""
+    """``'inherits X'`` -> ``('inherits', 'X')``; ``'uses Name (F)'`` -> ``('uses Name in', 'F')``;
+    ``'changed'`` -> ``('edited', None)``."""
     for prefix in ("inherits ", "uses code in "):
         if reason.startswith(prefix):
             return prefix.strip(), reason[len(prefix):]
+    m = re.fullmatch(r"uses (\S+) \((.+)\)", reason)
+    if m:
+        return f"uses {m.group(1)} in", m.group(2)
     if reason == "changed":
         return "edited", None
     return reason, None

@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mcx_review import __version__, gitrev, impact
+from mcx_review.bases import BaseGraph
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
 from mcx_review.compare import ABSENT, SideResult, config_report
+from mcx_review.definitions import FileChange, Reach, compare_sources, hits
 from mcx_review.pool import WorkerPool
 from mcx_review.report import SCHEMA, ConfigReport, Report
 from mcx_review.settings import Settings, load_settings
@@ -33,6 +37,7 @@ class Options:
     use_cache: bool = True
     shard: Optional[Tuple[int, int]] = None  # (k, n), 1-based
     settings_path: Optional[Path] = None
+    impact: Optional[str] = None  # "definitions" | "files"; None: the settings' choice
 
 
 @dataclass
@@ -49,11 +54,13 @@ class Target:
 class Stats:
     """What a run did, for logs and benchmarks."""
 
-    resolved: int = 0
+    resolved: int = 0  # configs resolved by a worker (resolution cache misses)
+    resolve_cache_hits: int = 0
     analysed: int = 0
     cache_hits: int = 0
     skipped_unchanged: int = 0
     torch_imported: bool = False
+    workers_started: int = 0
 
 
 # ---------------------------------------------------------------- impact
@@ -77,8 +84,95 @@ def is_code_change(path: str, config_dirs: Sequence[str]) -> bool:
     return not any(d == "" or path == d or path.startswith(d + "/") for d in config_dirs)
 
 
+def _read(tree: Path, rel: str) -> Optional[str]:
+    try:
+        return (tree / rel).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def definition_changes(trees: Dict[str, Path], code: Sequence[str]) -> Dict[str, FileChange]:
+    """Changed code files whose top-level definitions (or other module-level statements) differ."""
+    out = {}
+    for rel in code:
+        change = compare_sources(rel, _read(trees["base"], rel), _read(trees["head"], rel))
+        if not change.empty:
+            out[rel] = change
+    return out
+
+
+def _affected_types(resolved: "Resolver", side: str, changes: Dict[str, FileChange]) -> Set[str]:
+    """Registered names (of this side's code) whose model can reach a changed definition, or
+    imports a file whose other module-level statements changed."""
+    index, reach = resolved.index(side), resolved.reach(side)
+    names = sorted(index.registry)
+    out = {n for n in names if hits(reach.of_type(n), changes, side)}
+    other = {p for p, c in changes.items() if c.other}
+    if other and other & index.files_for_types(names):
+        out |= {n for n in names if other & (index.files_for_types([n]) | reach.files(reach.of_type(n)))}
+    return out
+
+
+_MODULE_RE = re.compile(r"""['"]([A-Za-z_][\w.]*)['"]""")
+
+
+def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: Set[str],
+              resolved: "Resolver", changed: Set[str]) -> List[str]:
+    """Configs whose file closure (the config and its `_base_` files) names one of ``names``, or
+    loads by ``custom_imports`` a module of this tree whose files hold a changed one."""
+    graph = resolved.graph(side)
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b") if names else None
+    texts: Dict[str, str] = {}
+    index = resolved.index(side)
+    out = []
+    for cfg in configs:
+        closure = [cfg] + graph.closure(cfg)
+        for rel in closure:
+            if rel not in texts:
+                texts[rel] = _read(trees[side], rel) or ""
+        text = "\n".join(texts[rel] for rel in closure)
+        if pattern is not None and pattern.search(text):
+            out.append(cfg)
+        elif "custom_imports" in text:
+            modules = {m for m in _MODULE_RE.findall(text) if index.module_file(m)}
+            if modules and changed & index.files_for_types((), sorted(modules)):
+                out.append(cfg)
+    return out
+
+
+def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], code: Sequence[str],
+                      resolved: "Resolver") -> List[Tuple[str, str, str]]:
+    """(side, config, reason) for each config whose model can reach a changed definition, as
+    that side's code has it. Only configs whose files name an affected registered type (or load
+    changed code by ``custom_imports``) are resolved; none when no model reaches the change."""
+    changes = definition_changes(trees, code)
+    if not changes:
+        return []
+    other = {p for p, c in changes.items() if c.other}
+    out: List[Tuple[str, str, str]] = []
+    for side in SIDES:
+        names = _affected_types(resolved, side, changes)
+        candidates = _mentions(trees, side, configs[side], names, resolved, set(changes))
+        if not candidates:
+            continue
+        results = resolved.resolve_many(side, candidates)
+        reach, index = resolved.reach(side), resolved.index(side)
+        for cfg in candidates:
+            r = results[cfg]
+            if not r.get("ok"):
+                continue
+            nodes = reach.of_types(r["types"])
+            for rel, name in hits(nodes, changes, side):
+                out.append((side, cfg, impact.reason_uses_definition(name, rel)))
+            if other:
+                files = index.files_for_types(r["types"], r.get("custom_imports", ())) | reach.files(nodes)
+                for rel in sorted(files & other):
+                    out.append((side, cfg, impact.reason_uses_code(rel)))
+    return out
+
+
 def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], settings: Settings,
-                 resolved: "Resolver") -> List[Target]:
+                 resolved: "Resolver", mode: str = "definitions") -> List[Target]:
     configs = {s: impact.discover_configs(trees[s], settings.configs, settings.exclude) for s in SIDES}
     on = {s: set(configs[s]) for s in SIDES}
     renamed_from = {c.path: c.old_path for c in changes if c.status == "R" and c.old_path}
@@ -100,7 +194,7 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], setti
             add(key, f"inherits {base_file}")
 
     code = sorted(p for p in changed_paths if is_code_change(p, _config_globs_prefixes(settings.configs)))
-    if code:
+    if code and mode == "files":
         for side in SIDES:
             results = resolved.resolve_many(side, configs[side])
             for cfg in configs[side]:
@@ -108,7 +202,10 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], setti
                     continue
                 hit = resolved.index(side).affected_by(resolved.used(side, cfg), set(code))
                 if hit:
-                    add(renamed_to.get(cfg, cfg) if side == "base" else cfg, f"uses code in {hit}")
+                    add(renamed_to.get(cfg, cfg) if side == "base" else cfg, impact.reason_uses_code(hit))
+    elif code:
+        for side, cfg, reason in definition_impact(trees, configs, code, resolved):
+            add(renamed_to.get(cfg, cfg) if side == "base" else cfg, reason)
 
     targets = []
     for path in sorted(reasons):
@@ -137,20 +234,58 @@ class Resolver:
         self.results: Dict[str, Dict[str, Dict[str, Any]]] = {s: {} for s in SIDES}
         self.used_files: Dict[str, Dict[str, Set[str]]] = {s: {} for s in SIDES}
         self.code_index: Dict[str, Any] = {}
+        self.reaches: Dict[str, Reach] = {}
+        self.graphs: Dict[str, BaseGraph] = {}
+        self.resolve_cache = ResultCache(opts.cache_dir, enabled=opts.use_cache)
         self.stats = Stats()
 
     def shape_for(self, path: str) -> Optional[List[int]]:
         shape = self.opts.shape or self.settings.shape_for(path)
         return list(shape) if shape else None
 
+    def resolve_key(self, side: str, path: str) -> str:
+        """What decides a resolution: the content of the config's file closure (itself and its
+        `_base_` files), the forced shape, our version and the installed packages' versions."""
+        tree = self.trees[side]
+        files = [path] + self.graph(side).closure(path)
+        payload = {"op": "resolve", "mcx-review": __version__, "versions": package_versions(),
+                   "config": path, "shape": self.shape_for(path),
+                   "files": [[rel, code_digest(tree, [rel])] for rel in files]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
     def resolve_many(self, side: str, paths: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-        todo = [p for p in paths if p not in self.results[side]]
+        todo = []
+        keys: Dict[str, str] = {}
+        for p in paths:
+            if p in self.results[side] or p in keys:
+                continue
+            keys[p] = self.resolve_key(side, p)
+            hit = self.resolve_cache.get(keys[p])
+            if hit is not None and hit.get("ok"):
+                self.results[side][p] = hit
+                self.stats.resolve_cache_hits += 1
+            else:
+                todo.append(p)
         if todo:
             jobs = [{"op": "resolve", "config": p, "shape": self.shape_for(p)} for p in todo]
             for p, r in zip(todo, self.pools[side].run(jobs, timeout=self.opts.timeout)):
                 self.results[side][p] = r
+                if r.get("ok"):
+                    self.resolve_cache.put(keys[p], {k: v for k, v in r.items() if k != "id"})
             self.stats.resolved += len(todo)
         return {p: self.results[side][p] for p in paths}
+
+    def graph(self, side: str) -> BaseGraph:
+        """The side's `_base_` graph, parsed once."""
+        if side not in self.graphs:
+            self.graphs[side] = BaseGraph(self.trees[side])
+        return self.graphs[side]
+
+    def reach(self, side: str) -> Reach:
+        """What each registered type's model can reach in the side's code."""
+        if side not in self.reaches:
+            self.reaches[side] = Reach(self.index(side))
+        return self.reaches[side]
 
     def index(self, side: str) -> Any:
         """The side's registry/import index, built once (a static scan, no imports)."""
@@ -201,6 +336,7 @@ class Resolver:
         for p in self.pools.values():
             p.close()
             self.stats.torch_imported |= p.torch_imported
+            self.stats.workers_started += getattr(p, "_started", 0)
 
 
 def _side_result(resolved: Optional[Dict[str, Any]], analysed: Optional[Dict[str, Any]]) -> SideResult:
@@ -251,7 +387,7 @@ def run_review(repo_dir: Path, opts: Options, log: Log = lambda m: None, list_on
         trees = {s: stack.enter_context(gitrev.materialise(repo, revs, s)) for s in SIDES}  # type: ignore[arg-type]
         resolver = Resolver(trees, opts, settings, log)
         stack.callback(resolver.close)
-        targets = find_targets(trees, changes, settings, resolver)
+        targets = find_targets(trees, changes, settings, resolver, opts.impact or settings.impact)
         log(f"{len(changes)} changed file(s); {len(targets)} config(s) under review")
         if list_only:
             return _report(revs, opts, []), resolver.stats, targets

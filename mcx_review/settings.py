@@ -25,10 +25,13 @@ DEFAULT_SOURCE = ".mcx-review.yaml"
 METRICS = ("flops", "params", "activations")
 LEVELS = ("warn", "fail")
 BEHAVIORS = ("update", "new", "delete-and-new")
+IMPACTS = ("definitions", "files")
 
 EXAMPLE = """\
 configs: ["configs/**/*.py"]          # which files are configs (py / yaml / json)
 exclude: ["configs/_deprecated/**"]   # never reviewed
+impact: definitions                   # definitions: a code change affects the models that reach a changed
+                                      # top-level definition; files: every model that imports the file
 shape: null                           # default input H W: null = the config's test pipeline; 224; [224, 224]
 shapes:                               # per-config input size, first matching glob wins
   "configs/vision_transformer/*-384.py": 384
@@ -103,6 +106,7 @@ class Settings:
     shapes: Tuple[Tuple[str, Optional[Shape]], ...] = ()  # (glob, shape or None = pipeline), in file order
     comment: CommentSettings = field(default_factory=CommentSettings)
     budgets: Tuple[Budget, ...] = ()
+    impact: Literal["definitions", "files"] = "definitions"
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -146,7 +150,7 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     if data is None:
         return Settings(source=source)
     p = _Parser(source)
-    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets"})
+    top = p.mapping(data, "", {"configs", "exclude", "shape", "shapes", "comment", "budgets", "impact"})
     kw: Dict[str, Any] = {"source": source}
     if "configs" in top:
         kw["configs"] = p.globs(top["configs"], "configs", allow_empty=False)
@@ -160,6 +164,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
                              for k, v in shapes.items())
     if "comment" in top:
         kw["comment"] = p.comment(top["comment"])
+    if "impact" in top:
+        kw["impact"] = p.choice(top["impact"], "impact", IMPACTS)
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()
