@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 
 # A name bound in a module: ("def",) defined here; ("from", level, module, name); ("import", module).
@@ -52,55 +52,80 @@ def _target_names(node: ast.AST) -> Iterable[str]:
             yield n.id
 
 
-def uses(node: ast.AST) -> Set[Tuple[str, ...]]:
-    """The dotted names a statement uses: every ``Name`` with the attributes taken from it
-    (``nn.Conv2d`` -> ``('nn', 'Conv2d')``; ``a.b.c`` only as a whole, never also ``('a',)``)."""
-    out: Set[Tuple[str, ...]] = set()
+@dataclass
+class _Scan:
+    uses: Set[Tuple[str, ...]] = field(default_factory=set)
+    built: Set[str] = field(default_factory=set)
+    imports: List[ast.stmt] = field(default_factory=list)
+
+
+def _scan(node: ast.AST) -> _Scan:
+    """One pass over a statement: the dotted names it uses (every ``Name`` with the attributes
+    taken from it, ``nn.Conv2d`` -> ``('nn', 'Conv2d')``, ``a.b.c`` only as a whole), the
+    registered types it builds literally, and the import statements in it."""
+    out = _Scan()
     todo = [node]
+    attribute, name, call, dict_, imp, imp_from = ast.Attribute, ast.Name, ast.Call, ast.Dict, ast.Import, ast.ImportFrom
+    AST = ast.AST
     while todo:
         n = todo.pop()
-        if isinstance(n, ast.Attribute):
+        kind = type(n)
+        if kind is attribute:
             parts = []
             cur: ast.AST = n
-            while isinstance(cur, ast.Attribute):
-                parts.append(cur.attr)
-                cur = cur.value
-            if isinstance(cur, ast.Name):
-                out.add((cur.id,) + tuple(reversed(parts)))
+            while type(cur) is attribute:
+                parts.append(cur.attr)  # type: ignore[attr-defined]
+                cur = cur.value  # type: ignore[attr-defined]
+            if type(cur) is name:
+                out.uses.add((cur.id,) + tuple(reversed(parts)))  # type: ignore[attr-defined]
             else:
                 todo.append(cur)
             continue
-        if isinstance(n, ast.Name):
-            out.add((n.id,))
+        if kind is name:
+            out.uses.add((n.id,))  # type: ignore[attr-defined]
             continue
-        todo.extend(ast.iter_child_nodes(n))
+        if kind is call or kind is dict_:
+            out.built.update(_literal_types(n))
+        elif kind is imp or kind is imp_from:
+            out.imports.append(n)  # type: ignore[arg-type]
+        for f in n._fields:
+            v = getattr(n, f, None)
+            if type(v) is list:
+                todo.extend(x for x in v if isinstance(x, AST))
+            elif isinstance(v, AST):
+                todo.append(v)
     return out
 
 
-def _record(info: ModuleInfo, names: Iterable[str], node: ast.stmt) -> None:
-    used = uses(node)
-    built: Set[str] = set()
+def uses(node: ast.AST) -> Set[Tuple[str, ...]]:
+    """The dotted names a statement uses (see :func:`_scan`)."""
+    return _scan(node).uses
+
+
+Scanner = Callable[[ast.AST], _Scan]
+
+
+def _record(info: ModuleInfo, names: Iterable[str], node: ast.stmt, scan: Scanner) -> None:
+    found = scan(node)
     imported: List[Binding] = []
-    for n in ast.walk(node):
-        if isinstance(n, (ast.Call, ast.Dict)):
-            built.update(_literal_types(n))
-        elif isinstance(n, ast.Import):
+    for n in found.imports:
+        if isinstance(n, ast.Import):
             imported.extend(("import", a.name) for a in n.names)
         elif isinstance(n, ast.ImportFrom):
             imported.extend(("from", n.level, n.module or "", a.name) for a in n.names)
     for name in names:
-        info.uses.setdefault(name, set()).update(used)
-        info.builds.setdefault(name, set()).update(built)
+        info.uses.setdefault(name, set()).update(found.uses)
+        info.builds.setdefault(name, set()).update(found.built)
         if imported:
             info.local_imports.setdefault(name, []).extend(imported)
 
 
-def _bind(info: ModuleInfo, body: List[ast.stmt]) -> None:
+def _bind(info: ModuleInfo, body: List[ast.stmt], scan: Scanner) -> None:
     """Top-level bindings (through if / try / with blocks, not into functions or classes)."""
     for node in body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             info.bindings.setdefault(node.name, []).append(("def",))
-            _record(info, [node.name], node)
+            _record(info, [node.name], node, scan)
         elif isinstance(node, ast.Import):
             for a in node.names:
                 name = a.asname or a.name.split(".")[0]
@@ -117,17 +142,17 @@ def _bind(info: ModuleInfo, body: List[ast.stmt]) -> None:
             bound = [name for t in targets for name in _target_names(t)]
             for name in bound:
                 info.bindings.setdefault(name, []).append(("def",))
-            _record(info, bound, node)
+            _record(info, bound, node, scan)
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
             if isinstance(node, ast.For):
                 bound = list(_target_names(node.target))
                 for name in bound:
                     info.bindings.setdefault(name, []).append(("def",))
-                _record(info, bound, node)
+                _record(info, bound, node, scan)
             for attr in ("body", "orelse", "finalbody"):
-                _bind(info, getattr(node, attr, []) or [])
+                _bind(info, getattr(node, attr, []) or [], scan)
             for handler in getattr(node, "handlers", []) or []:
-                _bind(info, handler.body)
+                _bind(info, handler.body, scan)
 
 
 def _literal_types(node: ast.AST) -> Iterable[str]:
@@ -146,12 +171,18 @@ def _literal_types(node: ast.AST) -> Iterable[str]:
 
 def module_info(tree: ast.Module) -> ModuleInfo:
     info = ModuleInfo()
-    for n in ast.walk(tree):
-        if isinstance(n, (ast.Import, ast.ImportFrom)):
-            info.imports.append(n)
-        elif isinstance(n, (ast.Call, ast.Dict)):
-            info.types.update(_literal_types(n))
-    _bind(info, tree.body)
+    scans: Dict[int, _Scan] = {}
+
+    def scan(node: ast.AST) -> _Scan:  # each statement is scanned once
+        if id(node) not in scans:
+            scans[id(node)] = _scan(node)
+        return scans[id(node)]
+
+    _bind(info, tree.body, scan)
+    for stmt in tree.body:
+        found = scan(stmt)
+        info.imports.extend(found.imports)
+        info.types.update(found.built)
     return info
 
 
@@ -195,8 +226,11 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
     name (``module=nn.Conv2d``) is given by the root of its expression."""
     out: Dict[str, Set[str]] = {}
     decorator_calls = set()
+    calls = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        if _is_register(node):
+            calls.append(node)
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             for dec in node.decorator_list:
                 if _is_register(dec):
                     decorator_calls.add(id(dec))
@@ -205,8 +239,8 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
                         out.setdefault(name, set()).add(node.name)
                 elif isinstance(dec, ast.Attribute) and dec.attr == "register_module":
                     out.setdefault(node.name, set()).add(node.name)
-    for node in ast.walk(tree):
-        if _is_register(node) and id(node) not in decorator_calls:
+    for node in calls:
+        if id(node) not in decorator_calls:
             private = node.func.attr == "_register_module"  # (module, module_name=None, force)
             args = list(node.args)
             name_arg = args[1] if private and len(args) > 1 else args[0] if args and not private else None

@@ -23,8 +23,9 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from mcx_review.code_index import CodeIndex
 
-# A reach node: ("def", file, name) a top-level binding; ("module", file) a module object whose
-# attributes are not known statically (stands for every binding of the file).
+# A reach node: ("def", file, name) a top-level binding and what it uses; ("alias", file, name) an
+# import binding used only to reach into the module it names; ("module", file) a module object
+# whose attributes are not known statically (stands for every binding of the file).
 Node = Tuple[str, ...]
 Definition = Tuple[str, str]  # (file, name)
 
@@ -254,6 +255,48 @@ class Reach:
             node = nxt
         return node
 
+    def _chain(self, rel: str, chain: Tuple[str, ...]) -> List[Node]:
+        """What ``a.b.c`` used in file ``rel`` reaches. An import binding taken with attributes
+        (``from . import helpers`` ... ``helpers.block``) is reached as an alias -- a re-binding
+        still counts -- and the attributes are followed into the module it names, so the rest of
+        that module is not reached."""
+        node = self._name_in(rel, chain[0])
+        attrs = chain[1:]
+        if node is None or not attrs or node[0] != "def":
+            return [node] if node is not None else []
+        bindings = self.index.info(node[1]).bindings.get(node[2], [])
+        if not bindings or any(b[0] == "def" for b in bindings):
+            return [node]
+        out: List[Node] = [("alias", node[1], node[2])]
+        for b in bindings:
+            if b[0] == "from":
+                target = self.where_bound(self.index.absolute(node[1], b[1], b[2]), b[3])
+                out.extend(self._chain_from(target, attrs))
+            else:
+                for target in self._import_node(b[1], node[2]):
+                    out.extend(self._chain_from(target, attrs))
+        return out
+
+    def _chain_from(self, node: Optional[Node], attrs: Tuple[str, ...]) -> List[Node]:
+        if node is None:
+            return []
+        if node[0] == "module":
+            found = self._follow(node, attrs)
+            return [found] if found is not None else []
+        if node[0] == "def" and attrs:  # another import binding on the way (a package re-export)
+            bindings = self.index.info(node[1]).bindings.get(node[2], [])
+            if bindings and all(b[0] != "def" for b in bindings):
+                out: List[Node] = [("alias", node[1], node[2])]
+                for b in bindings:
+                    if b[0] == "from":
+                        out.extend(self._chain_from(
+                            self.where_bound(self.index.absolute(node[1], b[1], b[2]), b[3]), attrs))
+                    else:
+                        for target in self._import_node(b[1], node[2]):
+                            out.extend(self._chain_from(target, attrs))
+                return out
+        return [node]
+
     def deps(self, node: Node) -> Tuple[Node, ...]:
         if node not in self._deps:
             self._deps[node] = tuple(sorted(set(self._deps_uncached(node))))
@@ -264,6 +307,8 @@ class Reach:
             rel = node[1]
             for name in self.index.info(rel).bindings:
                 yield ("def", rel, name)
+            return
+        if node[0] == "alias":
             return
         _, rel, name = node
         info = self.index.info(rel)
@@ -277,9 +322,9 @@ class Reach:
         for chain in info.uses.get(name, ()):
             if chain[0] == name and len(chain) == 1:
                 continue
-            target = self._follow(self._name_in(rel, chain[0]), chain[1:])
-            if target is not None and target != node:
-                yield target
+            for target in self._chain(rel, chain):
+                if target != node:
+                    yield target
         for b in info.local_imports.get(name, ()):
             if b[0] == "from":
                 module = self.index.absolute(rel, b[1], b[2])
@@ -359,7 +404,7 @@ def hits(nodes: Iterable[Node], changes: Dict[str, FileChange], side: str) -> Li
         if change is None:
             continue
         names = change.names_at(side)
-        if n[0] == "def":
+        if n[0] in ("def", "alias"):
             if n[2] in names:
                 out.add((n[1], n[2]))
         else:

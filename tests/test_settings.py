@@ -25,6 +25,8 @@ def test_example_in_the_docstring_parses_to_what_it_says():
     s = load_settings(None, text=EXAMPLE)
     assert s.exclude == ("configs/_deprecated/**",)
     assert s.comment == CommentSettings("update", "default")
+    assert s.impact == "definitions" == Settings().impact
+    assert load_settings(None, text="impact: files\n").impact == "files"
     flops, params = s.budgets
     assert (flops.metric, flops.relative, flops.amount, flops.direction, flops.level) == \
         ("flops", True, Fraction(1, 20), 1, "fail")
@@ -110,7 +112,8 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: flops, limit: '+5%'}\n  - {metric: params, limit: 25M}\n"
      "  - {metric: flops, limit: 4G, level: error}\n",
      "budgets[2].level: expected 'warn' or 'fail', got 'error'"),
-    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, shape, shapes)"),
+    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, exclude, impact, shape, shapes)"),
+    ("impact: file\n", "impact: expected 'definitions' or 'files', got 'file'"),
     ("budgets:\n  - {metric: flop, limit: 1G}\n",
      "budgets[0].metric: expected one of 'flops', 'params', 'activations', got 'flop'"),
     ("budgets:\n  - {limit: 1G}\n", "budgets[0]: missing key 'metric'"),
