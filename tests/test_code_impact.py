@@ -214,7 +214,7 @@ def _rebind(repo: ConfigRepo) -> None:
 
 
 def _v1d(repo: ConfigRepo) -> None:
-    repo.replace(RESNET, "deep_stem=True, avg_down=True, **kwargs)", "deep_stem=True, avg_down=False, **kwargs)")
+    repo.replace(RESNET, "deep_stem=True, avg_down=True, **kwargs)", "deep_stem=False, avg_down=True, **kwargs)")
 
 
 def _module_statement(repo: ConfigRepo) -> None:
