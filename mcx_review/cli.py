@@ -178,6 +178,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         return 2
     if args.list:
         output.print_targets(targets)
+        say(f"listed: {stats.resolved} resolved, {stats.resolve_cache_hits} resolutions from cache")
         return 0
     say(f"done: {stats.resolved} resolved, {stats.analysed} analysed, {stats.cache_hits} from cache, "
         f"{stats.skipped_unchanged} unchanged without a trace")

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from mcx_review import __version__, gitrev, impact
 from mcx_review.bases import BaseGraph
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
+from mcx_review.code_index import walk_files
 from mcx_review.compare import ABSENT, SideResult, config_report
 from mcx_review.definitions import FileChange, Reach, compare_sources, hits
 from mcx_review.pool import WorkerPool
@@ -140,13 +141,54 @@ def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: 
     return out
 
 
+def _maybe_reachable(trees: Dict[str, Path], changes: Dict[str, FileChange]) -> bool:
+    """A cheap text pass before any index is built: can a model reach one of these files at all?
+    Only if a file registers something, or another Python file of either revision names its
+    module (an import, a ``custom_imports`` string). A tools/ script, setup.py, a test or a new
+    module nothing imports yet is decided here."""
+    words = set()
+    for rel in changes:
+        for side in SIDES:
+            if "register_module" in (_read(trees[side], rel) or ""):
+                return True
+        parts = rel[:-3].split("/")
+        words.add(parts[-2] if parts[-1] == "__init__" and len(parts) > 1 else parts[-1])
+    pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
+    for side in SIDES:
+        for rel in walk_files(trees[side], suffixes=(".py", ".yaml", ".yml", ".json")):
+            if rel not in changes and pattern.search(_read(trees[side], rel) or ""):
+                return True
+    return False
+
+
+def _named(found: List[Tuple[str, str]], index: Any, types: Sequence[str]) -> List[Tuple[str, str]]:
+    """The changed definitions a reason names, per file: the config's own registered types first,
+    then other definitions; import bindings only where nothing else in that file changed (a new
+    module's ``import torch.nn as nn`` is not why its class is reviewed)."""
+    own = {t.rpartition(".")[2] for t in types if isinstance(t, str)}
+    by_file: Dict[str, List[str]] = {}
+    for rel, name in found:
+        by_file.setdefault(rel, []).append(name)
+    out = []
+    for rel, names in by_file.items():
+        bindings = index.info(rel).bindings
+
+        def imported(name: str) -> bool:
+            b = bindings.get(name)
+            return bool(b) and all(x[0] in ("from", "import") for x in b)
+
+        kept = [n for n in names if not imported(n)] or names
+        out += [(rel, n) for n in sorted(kept, key=lambda n: (n not in own, n))]
+    return out
+
+
 def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], code: Sequence[str],
                       resolved: "Resolver") -> List[Tuple[str, str, str]]:
     """(side, config, reason) for each config whose model can reach a changed definition, as
     that side's code has it. Only configs whose files name an affected registered type (or load
     changed code by ``custom_imports``) are resolved; none when no model reaches the change."""
     changes = definition_changes(trees, code)
-    if not changes:
+    if not changes or not _maybe_reachable(trees, changes):
         return []
     other = {p for p, c in changes.items() if c.other}
     out: List[Tuple[str, str, str]] = []
@@ -162,7 +204,7 @@ def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], cod
             if not r.get("ok"):
                 continue
             nodes = reach.of_types(r["types"])
-            for rel, name in hits(nodes, changes, side):
+            for rel, name in _named(hits(nodes, changes, side), index, r["types"]):
                 out.append((side, cfg, impact.reason_uses_definition(name, rel)))
             if other:
                 files = index.files_for_types(r["types"], r.get("custom_imports", ())) | reach.files(nodes)
