@@ -114,6 +114,7 @@ def _affected_types(resolved: "Resolver", side: str, changes: Dict[str, FileChan
     return out
 
 
+MAX_DEFINITION_REASONS = 20
 _MODULE_RE = re.compile(r"""['"]([A-Za-z_][\w.]*)['"]""")
 
 
@@ -204,8 +205,11 @@ def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], cod
             if not r.get("ok"):
                 continue
             nodes = reach.of_types(r["types"])
-            for rel, name in _named(hits(nodes, changes, side), index, r["types"]):
+            named = _named(hits(nodes, changes, side), index, r["types"])
+            for rel, name in named[:MAX_DEFINITION_REASONS]:
                 out.append((side, cfg, impact.reason_uses_definition(name, rel)))
+            if len(named) > MAX_DEFINITION_REASONS:  # the report caps reasons at 100
+                out.append((side, cfg, f"uses {len(named) - MAX_DEFINITION_REASONS} more changed definitions"))
             if other:
                 files = index.files_for_types(r["types"], r.get("custom_imports", ())) | reach.files(nodes)
                 for rel in sorted(files & other):
