@@ -247,7 +247,8 @@ def review(repo: Path, branch: str, work: Path, impact: str, list_only: bool) ->
     m = re.search(r"(\d+) resolved", r.err)
     resolved = int(m.group(1)) if m else 0
     if list_only:
-        configs = {line.split()[0]: {"reasons": line.split(None, 1)[1:]} for line in r.out.splitlines() if line.strip()}
+        lines = [line for line in r.out.splitlines() if line.strip() and line != "no config is affected by this change"]
+        configs = {line.split()[0]: {"reasons": line.split(None, 1)[1:]} for line in lines}
         return Review(r, configs, resolved, None)
     t = re.search(r"(\d+) analysed", r.err)
     configs = {c["path"]: c for c in json.loads(out.read_text())["configs"]}

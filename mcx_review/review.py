@@ -85,6 +85,13 @@ def is_code_change(path: str, config_dirs: Sequence[str]) -> bool:
     return not any(d == "" or path == d or path.startswith(d + "/") for d in config_dirs)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _read(tree: Path, rel: str) -> Optional[str]:
     try:
         return (tree / rel).read_text(encoding="utf-8")
@@ -157,7 +164,9 @@ def _maybe_reachable(trees: Dict[str, Path], changes: Dict[str, FileChange]) -> 
     pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
     for side in SIDES:
         for rel in walk_files(trees[side], suffixes=(".py", ".yaml", ".yml", ".json")):
-            if rel not in changes and pattern.search(_read(trees[side], rel) or ""):
+            if rel in changes or (not rel.endswith(".py") and _size(trees[side] / rel) > 1 << 20):
+                continue  # a data file, not a config
+            if pattern.search(_read(trees[side], rel) or ""):
                 return True
     return False
 

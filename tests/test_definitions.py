@@ -222,3 +222,27 @@ def test_resnet_v1d_reaches_resnest_in_another_file_not_plain_resnet(mmpretrain_
     assert ("mmpretrain/models/utils/__init__.py", "ShiftWindowMSA") in swin
     assert ("mmpretrain/models/utils/attention.py", "ShiftWindowMSA") in swin
     assert ("mmpretrain/models/utils/data_preprocessor.py", "ClsDataPreprocessor") not in swin
+
+
+def test_files_no_model_can_reach_are_decided_by_a_text_pass(tmp_path):
+    from mcx_review.review import _maybe_reachable
+
+    trees = {}
+    for side in ("base", "head"):
+        root = tmp_path / side
+        for rel, text in TREE.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        trees[side] = root
+    (trees["head"] / "tools/flops_table.py").write_text("import argparse\n\nprint(argparse)\n")
+    (trees["head"] / "pkg/models/orphan.py").write_text("def orphan():\n    return 1\n")
+    new = {rel: compare_sources(rel, None, (trees["head"] / rel).read_text())
+           for rel in ("tools/flops_table.py", "pkg/models/orphan.py")}
+    assert not _maybe_reachable(trees, new)
+    # a file another module imports, or one that registers a type, goes on to the code index
+    helpers = compare_sources("pkg/models/helpers.py", TREE["pkg/models/helpers.py"],
+                              TREE["pkg/models/helpers.py"] + "\nX = 1\n")
+    assert _maybe_reachable(trees, {**new, "pkg/models/helpers.py": helpers})
+    (trees["head"] / "pkg/models/orphan.py").write_text(TREE["pkg/models/lazy.py"].replace("Lazy", "Orphan"))
+    assert _maybe_reachable(trees, {"pkg/models/orphan.py": compare_sources(
+        "pkg/models/orphan.py", None, (trees["head"] / "pkg/models/orphan.py").read_text())})
