@@ -115,9 +115,10 @@ def edit(root: Path, rel: str, change: Callable[[str], str]) -> None:
 
 def change_newbb(root: Path) -> None:
     edit(root, "mmpretrain/models/backbones/tiny_new.py", lambda _: NEW_BACKBONE)
-    edit(root, BACKBONES_INIT, lambda s: _replace(_replace(s, "from .twins import PCPVT, SVT\n",
-                                                           "from .tiny_new import TinyNewNet\nfrom .twins import PCPVT, SVT\n"),
-                                                  "__all__ = [\n", "__all__ = [\n    'TinyNewNet',\n"))
+    def register(s: str) -> str:
+        s = _replace(s, "from .twins import PCPVT, SVT\n", "from .tiny_new import TinyNewNet\nfrom .twins import PCPVT, SVT\n")
+        return _replace(s, "__all__ = [\n", "__all__ = [\n    'TinyNewNet',\n")
+    edit(root, BACKBONES_INIT, register)
     edit(root, "configs/tinynew/tinynew_8xb32_in1k.py", lambda _: NEW_CONFIG)
 
 
@@ -133,7 +134,8 @@ def change_docs(root: Path) -> None:
         s = _replace(s, "        super(ResNetV1c, self).__init__(",
                      "        # the deep stem replaces the 7x7 conv of the input stem\n"
                      "        super(ResNetV1c, self).__init__(")
-        return _replace(s, "class ResLayer(nn.Sequential):", "# Stages of residual blocks.\nclass ResLayer(nn.Sequential):")
+        return _replace(s, "class ResLayer(nn.Sequential):",
+                        "# Stages of residual blocks.\nclass ResLayer(nn.Sequential):")
     edit(root, RESNET, docs)
 
 

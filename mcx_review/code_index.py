@@ -65,7 +65,8 @@ def _scan(node: ast.AST) -> _Scan:
     registered types it builds literally, and the import statements in it."""
     out = _Scan()
     todo = [node]
-    attribute, name, call, dict_, imp, imp_from = ast.Attribute, ast.Name, ast.Call, ast.Dict, ast.Import, ast.ImportFrom
+    attribute, name, call, dict_ = ast.Attribute, ast.Name, ast.Call, ast.Dict
+    imp, imp_from = ast.Import, ast.ImportFrom
     AST = ast.AST
     while todo:
         n = todo.pop()

@@ -51,7 +51,8 @@ def test_docstrings_comments_and_formatting_never_count():
     assert change(BASE, '"""The net."""', '"""The net, better described."""').empty
     assert change(BASE, '"""Blocks."""', '"""Blocks of the net."""').empty
     assert change(BASE, '    """A conv."""\n', "").empty
-    assert change(BASE, "        super().__init__()\n", "        # set up the module\n        super().__init__()\n").empty
+    assert change(BASE, "        super().__init__()\n",
+                  "        # set up the module\n        super().__init__()\n").empty
     assert change(BASE, "def conv(cin, cout, k=3):", "def conv(cin,\n         cout,\n         k=3):").empty
     assert change(BASE, "[conv(WIDTH, WIDTH) for _ in range(depth)]",
                   "[\n            conv(WIDTH, WIDTH)  # same\n            for _ in range(depth)\n        ]").empty
@@ -225,7 +226,7 @@ def test_resnet_v1d_reaches_resnest_in_another_file_not_plain_resnet(mmpretrain_
 
 
 def test_files_no_model_can_reach_are_decided_by_a_text_pass(tmp_path):
-    from mcx_review.review import _maybe_reachable
+    from mcx_review.code_impact import _maybe_reachable
 
     trees = {}
     for side in ("base", "head"):
