@@ -116,7 +116,8 @@ def edit(root: Path, rel: str, change: Callable[[str], str]) -> None:
 def change_newbb(root: Path) -> None:
     edit(root, "mmpretrain/models/backbones/tiny_new.py", lambda _: NEW_BACKBONE)
     def register(s: str) -> str:
-        s = _replace(s, "from .twins import PCPVT, SVT\n", "from .tiny_new import TinyNewNet\nfrom .twins import PCPVT, SVT\n")
+        s = _replace(s, "from .twins import PCPVT, SVT\n",
+                     "from .tiny_new import TinyNewNet\nfrom .twins import PCPVT, SVT\n")
         return _replace(s, "__all__ = [\n", "__all__ = [\n    'TinyNewNet',\n")
     edit(root, BACKBONES_INIT, register)
     edit(root, "configs/tinynew/tinynew_8xb32_in1k.py", lambda _: NEW_CONFIG)
