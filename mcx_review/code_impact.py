@@ -74,13 +74,16 @@ def _affected_types(resolved: Resolves, side: str, changes: Dict[str, FileChange
 
 
 MAX_DEFINITION_REASONS = 20
+# `'mmdet::path'` bases and new-style `read_base()` imports may name models in files outside this tree
+_OUTSIDE_BASE_RE = re.compile(r"""['"][A-Za-z_]\w*::|read_base""")
 _MODULE_RE = re.compile(r"""['"]([A-Za-z_][\w.]*)['"]""")
 
 
 def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: Set[str],
               resolved: Resolves, changed: Set[str]) -> List[str]:
     """Configs whose file closure (the config and its `_base_` files) names one of ``names``, or
-    loads by ``custom_imports`` a module of this tree whose files hold a changed one."""
+    inherits from a package (``'mmdet::...'``) or by ``read_base()`` (what it names may lie outside
+    this tree), or loads by ``custom_imports`` a module of this tree whose files hold a changed one."""
     graph = resolved.graph(side)
     pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b") if names else None
     texts: Dict[str, str] = {}
@@ -93,6 +96,8 @@ def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: 
                 texts[rel] = _read(trees[side], rel) or ""
         text = "\n".join(texts[rel] for rel in closure)
         if pattern is not None and pattern.search(text):
+            out.append(cfg)
+        elif _OUTSIDE_BASE_RE.search(text):  # inherits a file this tree does not hold: types unknown here
             out.append(cfg)
         elif "custom_imports" in text:
             modules = {m for m in _MODULE_RE.findall(text) if index.module_file(m)}

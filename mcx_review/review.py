@@ -174,7 +174,7 @@ class Resolver:
                 continue
             keys[p] = self.resolve_key(side, p)
             hit = self.resolve_cache.get(keys[p])
-            if hit is not None and hit.get("ok"):
+            if hit is not None:
                 self.results[side][p] = hit
                 self.stats.resolve_cache_hits += 1
             else:
@@ -183,7 +183,7 @@ class Resolver:
             jobs = [{"op": "resolve", "config": p, "shape": self.shape_for(p)} for p in todo]
             for p, r in zip(todo, self.pools[side].run(jobs, timeout=self.opts.timeout)):
                 self.results[side][p] = r
-                if r.get("ok"):
+                if not (r.get("timeout") or r.get("crashed")):  # a config error is as lasting as its files
                     self.resolve_cache.put(keys[p], {k: v for k, v in r.items() if k != "id"})
             self.stats.resolved += len(todo)
         return {p: self.results[side][p] for p in paths}

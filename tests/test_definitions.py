@@ -247,3 +247,43 @@ def test_files_no_model_can_reach_are_decided_by_a_text_pass(tmp_path):
     (trees["head"] / "pkg/models/orphan.py").write_text(TREE["pkg/models/lazy.py"].replace("Lazy", "Orphan"))
     assert _maybe_reachable(trees, {"pkg/models/orphan.py": compare_sources(
         "pkg/models/orphan.py", None, (trees["head"] / "pkg/models/orphan.py").read_text())})
+
+
+class _Side:
+    """The two things config selection reads of a revision: its `_base_` graph and code index."""
+
+    def __init__(self, root: Path) -> None:
+        from mcx_review.bases import BaseGraph
+        self._graph, self._index = BaseGraph(root), CodeIndex.build(root)
+
+    def graph(self, side: str):
+        return self._graph
+
+    def index(self, side: str):
+        return self._index
+
+
+def test_configs_are_resolved_when_their_files_name_an_affected_type_or_inherit_from_outside(tmp_path):
+    from mcx_review.code_impact import _mentions
+
+    for rel, text in TREE.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    configs = {
+        "configs/_base_/models/netb.py": "model = dict(type='NetB')\n",
+        "configs/b.py": "_base_ = ['./_base_/models/netb.py']\n",
+        "configs/a.py": "model = dict(type='NetA')\n",
+        "configs/pkg.py": "_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']\n",
+        "configs/new_style.py": "from mmengine.config import read_base\n\nwith read_base():\n"
+                                "    from mmpretrain.configs._base_.models.resnet18 import *\n",
+        "configs/custom.py": "custom_imports = dict(imports=['pkg.models.helpers'])\nmodel = dict(type='Other')\n",
+    }
+    for rel, text in configs.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    leaves = sorted(c for c in configs if "_base_" not in c)
+    trees = {"base": tmp_path}
+    picked = _mentions(trees, "base", leaves, {"NetB"}, _Side(tmp_path), set())
+    assert picked == ["configs/b.py", "configs/new_style.py", "configs/pkg.py"]  # NetB through its base
+    picked = _mentions(trees, "base", leaves, set(), _Side(tmp_path), {"pkg/models/helpers.py"})
+    assert picked == ["configs/custom.py", "configs/new_style.py", "configs/pkg.py"]
