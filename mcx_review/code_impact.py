@@ -80,10 +80,11 @@ _MODULE_RE = re.compile(r"""['"]([A-Za-z_][\w.]*)['"]""")
 
 
 def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: Set[str],
-              resolved: Resolves, changed: Set[str]) -> List[str]:
+              resolved: Resolves, changed: Set[str], outside: bool = True) -> List[str]:
     """Configs whose file closure (the config and its `_base_` files) names one of ``names``, or
-    inherits from a package (``'mmdet::...'``) or by ``read_base()`` (what it names may lie outside
-    this tree), or loads by ``custom_imports`` a module of this tree whose files hold a changed one."""
+    (``outside``) inherits from a package (``'mmdet::...'``) or by ``read_base()`` -- what those name
+    lies outside this tree --, or loads by ``custom_imports`` a module of this tree whose files hold
+    a changed one."""
     graph = resolved.graph(side)
     pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b") if names else None
     texts: Dict[str, str] = {}
@@ -97,7 +98,7 @@ def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: 
         text = "\n".join(texts[rel] for rel in closure)
         if pattern is not None and pattern.search(text):
             out.append(cfg)
-        elif _OUTSIDE_BASE_RE.search(text):  # inherits a file this tree does not hold: types unknown here
+        elif outside and _OUTSIDE_BASE_RE.search(text):  # inherits a file this tree does not hold: types unknown here
             out.append(cfg)
         elif "custom_imports" in text:
             modules = {m for m in _MODULE_RE.findall(text) if index.module_file(m)}
@@ -161,7 +162,10 @@ def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], cod
     out: List[Tuple[str, str, str]] = []
     for side in SIDES:
         names = _affected_types(resolved, side, changes)
-        candidates = _mentions(trees, side, configs[side], names, resolved, set(changes))
+        # a config inheriting from outside the tree may name any type that existed before the
+        # change; a type this change creates (a new module) it cannot have been written against
+        existed = bool(names & set(resolved.index("base").registry))
+        candidates = _mentions(trees, side, configs[side], names, resolved, set(changes), outside=existed)
         if not candidates:
             continue
         results = resolved.resolve_many(side, candidates)

@@ -287,3 +287,5 @@ def test_configs_are_resolved_when_their_files_name_an_affected_type_or_inherit_
     assert picked == ["configs/b.py", "configs/new_style.py", "configs/pkg.py"]  # NetB through its base
     picked = _mentions(trees, "base", leaves, set(), _Side(tmp_path), {"pkg/models/helpers.py"})
     assert picked == ["configs/custom.py", "configs/new_style.py", "configs/pkg.py"]
+    # only types new in this change are affected: nothing outside the tree can name them
+    assert _mentions(trees, "base", leaves, {"NetB"}, _Side(tmp_path), set(), outside=False) == ["configs/b.py"]
