@@ -112,6 +112,9 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="result cache (default ~/.cache/mcx-review)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("--shard", type=_shard, metavar="K/N", help="analyse shard K of N (join the reports with `merge`)")
+    p.add_argument("--impact", choices=("definitions", "files"), default=None,
+                   help="how a code change selects configs: definitions (default: models that reach a "
+                        "changed top-level definition) or files (every model that imports a changed file)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
     p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment")
@@ -268,7 +271,7 @@ def run_review_command(args: argparse.Namespace) -> int:
         shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
         shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss,
-        depth=args.depth)
+        depth=args.depth, impact=args.impact)
     say = (lambda m: None) if args.quiet else log
     progress = None if args.quiet else output.Progress(say)
     try:
@@ -282,8 +285,9 @@ def run_review_command(args: argparse.Namespace) -> int:
         return output.EXIT_USAGE
     if args.list:
         output.print_targets(targets)
+        say(f"listed: {stats.resolved} resolved, {stats.resolve_cache_hits} resolutions from cache")
         return 0
-    say(f"done: {stats.analysed} analysed, {stats.cache_hits} from cache, "
+    say(f"done: {stats.resolved} resolved, {stats.analysed} analysed, {stats.cache_hits} from cache, "
         f"{stats.skipped_unchanged} unchanged without a trace")
     code = output.deliver(report, args, say, root)
     if code == output.EXIT_NOTHING_COUNTED:

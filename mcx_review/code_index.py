@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 
 # A name bound in a module: ("def",) defined here; ("from", level, module, name); ("import", module).
@@ -38,6 +38,12 @@ class ModuleInfo:
     bindings: Dict[str, List[Binding]] = field(default_factory=dict)
     stars: List[Tuple[int, str]] = field(default_factory=list)  # `from X import *`, top level
     types: Set[str] = field(default_factory=set)  # literal `dict(type='X')` / `{'type': 'X'}`
+    # per top-level name (through if / try / with blocks): the dotted names its defining
+    # statements use (``('nn', 'Conv2d')``, ``('ResNet',)``) and the registered types they build
+    uses: Dict[str, Set[Tuple[str, ...]]] = field(default_factory=dict)
+    builds: Dict[str, Set[str]] = field(default_factory=dict)
+    local_imports: Dict[str, List[Binding]] = field(default_factory=dict)  # imports inside a def
+    registered: Dict[str, Set[str]] = field(default_factory=dict)  # registered name -> local names
 
 
 def _target_names(node: ast.AST) -> Iterable[str]:
@@ -46,11 +52,81 @@ def _target_names(node: ast.AST) -> Iterable[str]:
             yield n.id
 
 
-def _bind(info: ModuleInfo, body: List[ast.stmt]) -> None:
+@dataclass
+class _Scan:
+    uses: Set[Tuple[str, ...]] = field(default_factory=set)
+    built: Set[str] = field(default_factory=set)
+    imports: List[ast.stmt] = field(default_factory=list)
+
+
+def _scan(node: ast.AST) -> _Scan:
+    """One pass over a statement: the dotted names it uses (every ``Name`` with the attributes
+    taken from it, ``nn.Conv2d`` -> ``('nn', 'Conv2d')``, ``a.b.c`` only as a whole), the
+    registered types it builds literally, and the import statements in it."""
+    out = _Scan()
+    todo = [node]
+    attribute, name, call, dict_ = ast.Attribute, ast.Name, ast.Call, ast.Dict
+    imp, imp_from = ast.Import, ast.ImportFrom
+    AST = ast.AST
+    while todo:
+        n = todo.pop()
+        kind = type(n)
+        if kind is attribute:
+            parts = []
+            cur: ast.AST = n
+            while type(cur) is attribute:
+                parts.append(cur.attr)  # type: ignore[attr-defined]
+                cur = cur.value  # type: ignore[attr-defined]
+            if type(cur) is name:
+                out.uses.add((cur.id,) + tuple(reversed(parts)))  # type: ignore[attr-defined]
+            else:
+                todo.append(cur)
+            continue
+        if kind is name:
+            out.uses.add((n.id,))  # type: ignore[attr-defined]
+            continue
+        if kind is call or kind is dict_:
+            out.built.update(_literal_types(n))
+        elif kind is imp or kind is imp_from:
+            out.imports.append(n)  # type: ignore[arg-type]
+        for f in n._fields:
+            v = getattr(n, f, None)
+            if type(v) is list:
+                todo.extend(x for x in v if isinstance(x, AST))
+            elif isinstance(v, AST):
+                todo.append(v)
+    return out
+
+
+def uses(node: ast.AST) -> Set[Tuple[str, ...]]:
+    """The dotted names a statement uses (see :func:`_scan`)."""
+    return _scan(node).uses
+
+
+Scanner = Callable[[ast.AST], _Scan]
+
+
+def _record(info: ModuleInfo, names: Iterable[str], node: ast.stmt, scan: Scanner) -> None:
+    found = scan(node)
+    imported: List[Binding] = []
+    for n in found.imports:
+        if isinstance(n, ast.Import):
+            imported.extend(("import", a.name) for a in n.names)
+        elif isinstance(n, ast.ImportFrom):
+            imported.extend(("from", n.level, n.module or "", a.name) for a in n.names)
+    for name in names:
+        info.uses.setdefault(name, set()).update(found.uses)
+        info.builds.setdefault(name, set()).update(found.built)
+        if imported:
+            info.local_imports.setdefault(name, []).extend(imported)
+
+
+def _bind(info: ModuleInfo, body: List[ast.stmt], scan: Scanner) -> None:
     """Top-level bindings (through if / try / with blocks, not into functions or classes)."""
     for node in body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             info.bindings.setdefault(node.name, []).append(("def",))
+            _record(info, [node.name], node, scan)
         elif isinstance(node, ast.Import):
             for a in node.names:
                 name = a.asname or a.name.split(".")[0]
@@ -64,17 +140,20 @@ def _bind(info: ModuleInfo, body: List[ast.stmt]) -> None:
                         ("from", node.level, node.module or "", a.name))
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                for name in _target_names(t):
-                    info.bindings.setdefault(name, []).append(("def",))
+            bound = [name for t in targets for name in _target_names(t)]
+            for name in bound:
+                info.bindings.setdefault(name, []).append(("def",))
+            _record(info, bound, node, scan)
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
             if isinstance(node, ast.For):
-                for name in _target_names(node.target):
+                bound = list(_target_names(node.target))
+                for name in bound:
                     info.bindings.setdefault(name, []).append(("def",))
+                _record(info, bound, node, scan)
             for attr in ("body", "orelse", "finalbody"):
-                _bind(info, getattr(node, attr, []) or [])
+                _bind(info, getattr(node, attr, []) or [], scan)
             for handler in getattr(node, "handlers", []) or []:
-                _bind(info, handler.body)
+                _bind(info, handler.body, scan)
 
 
 def _literal_types(node: ast.AST) -> Iterable[str]:
@@ -93,12 +172,18 @@ def _literal_types(node: ast.AST) -> Iterable[str]:
 
 def module_info(tree: ast.Module) -> ModuleInfo:
     info = ModuleInfo()
-    for n in ast.walk(tree):
-        if isinstance(n, (ast.Import, ast.ImportFrom)):
-            info.imports.append(n)
-        elif isinstance(n, (ast.Call, ast.Dict)):
-            info.types.update(_literal_types(n))
-    _bind(info, tree.body)
+    scans: Dict[int, _Scan] = {}
+
+    def scan(node: ast.AST) -> _Scan:  # each statement is scanned once
+        if id(node) not in scans:
+            scans[id(node)] = _scan(node)
+        return scans[id(node)]
+
+    _bind(info, tree.body, scan)
+    for stmt in tree.body:
+        found = scan(stmt)
+        info.imports.extend(found.imports)
+        info.types.update(found.built)
     return info
 
 
@@ -134,30 +219,43 @@ def _kw(call: ast.Call, *names: str) -> Optional[ast.AST]:
     return next((k.value for k in call.keywords if k.arg in names), None)
 
 
-def registrations(tree: ast.Module) -> Set[str]:
-    """Names a module registers: ``@X.register_module()`` (with ``name=`` / positional names),
-    ``X.register_module(module=Cls)``, ``X.register_module(name=..., module=...)`` and mmengine's
-    ``X._register_module(module=..., module_name=...)``."""
-    out: Set[str] = set()
+def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
+    """Names a module registers, each with the module-level names it registers under it:
+    ``@X.register_module()`` (with ``name=`` / positional names), ``X.register_module(module=Cls)``,
+    ``X.register_module(name=..., module=...)`` and mmengine's
+    ``X._register_module(module=..., module_name=...)``. A registered object that is not a plain
+    name (``module=nn.Conv2d``) is given by the root of its expression."""
+    out: Dict[str, Set[str]] = {}
     decorator_calls = set()
+    calls = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        if _is_register(node):
+            calls.append(node)
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             for dec in node.decorator_list:
                 if _is_register(dec):
                     decorator_calls.add(id(dec))
                     given = _names(_kw(dec, "name")) or (_names(dec.args[0]) if dec.args else [])
-                    out.update(given or [node.name])
+                    for name in given or [node.name]:
+                        out.setdefault(name, set()).add(node.name)
                 elif isinstance(dec, ast.Attribute) and dec.attr == "register_module":
-                    out.add(node.name)
-    for node in ast.walk(tree):
-        if _is_register(node) and id(node) not in decorator_calls:
+                    out.setdefault(node.name, set()).add(node.name)
+    for node in calls:
+        if id(node) not in decorator_calls:
             private = node.func.attr == "_register_module"  # (module, module_name=None, force)
             args = list(node.args)
             name_arg = args[1] if private and len(args) > 1 else args[0] if args and not private else None
             module = _kw(node, "module") or (args[0] if private and args else None)
             given = _names(_kw(node, "name", "module_name")) or _names(name_arg)
-            out.update(given or _class_name(module))
+            local = sorted(r[0] for r in uses(module)) if module is not None else []
+            for name in given or _class_name(module):
+                out.setdefault(name, set()).update(local)
     return out
+
+
+def registrations(tree: ast.Module) -> Set[str]:
+    """Names a module registers (see :func:`registration_targets`)."""
+    return set(registration_targets(tree))
 
 
 _CLASS_RE = re.compile(r"^\s*class\s+(\w+)", re.M)
@@ -215,7 +313,9 @@ class CodeIndex:
             if text is None or "register_module" not in text:
                 continue
             tree = index._parse(rel, text)
-            names = registrations(tree) if tree is not None else set(_CLASS_RE.findall(text))
+            if tree is not None:
+                index._info[rel].registered = registration_targets(tree)
+            names = set(index._info[rel].registered) if tree is not None else set(_CLASS_RE.findall(text))
             for name in names:
                 registry.setdefault(name, set()).add(rel)
         return index
@@ -442,4 +542,5 @@ class CodeIndex:
         return hits[0] if hits else None
 
 
-__all__ = ["CodeIndex", "ModuleInfo", "module_info", "registrations", "walk_files"]
+__all__ = ["CodeIndex", "ModuleInfo", "module_info", "registration_targets", "registrations", "uses",
+           "walk_files"]

@@ -17,7 +17,7 @@ from mcx_review.bases import CONFIG_SUFFIXES, BaseGraph, base_closure
 from mcx_review.code_index import CodeIndex, walk_files
 
 __all__ = ["BaseGraph", "CodeIndex", "base_closure", "configs_inheriting", "discover_configs",
-           "glob_match", "reason_changed", "reason_inherits", "reason_uses_code"]
+           "glob_match", "reason_changed", "reason_inherits", "reason_uses_code", "reason_uses_definition"]
 
 NOT_CONFIGS = frozenset({"metafile.yml", "metafile.yaml", "model-index.yml", "model-index.yaml",
                          "__init__.py"})
@@ -34,7 +34,14 @@ def reason_inherits(base_file: str) -> str:
 
 
 def reason_uses_code(source_file: str) -> str:
+    """The file-level rule: the model imports the file (``--impact files``, or module-level
+    statements other than definitions changed in it)."""
     return f"uses code in {source_file}"
+
+
+def reason_uses_definition(name: str, source_file: str) -> str:
+    """The definition-level rule: the model can reach top-level ``name`` of ``source_file``."""
+    return f"uses {name} ({source_file})"
 
 
 # ---------------------------------------------------------------- globs

@@ -159,6 +159,11 @@ class WorkerPool:
         """Jobs run again alone (past the RSS limit beside others, or killed)."""
         return sum(1 for j in self.jobs if j["alone"])
 
+    @property
+    def started(self) -> int:
+        """Worker processes started so far, replacements included."""
+        return self._started
+
     def _worker(self, slot: int) -> _Worker:
         w = self._workers[slot]
         if w is None or not w.alive():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -10,8 +11,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mcx_review import __version__, gitrev, hints, impact, metafile_files, module_tree
+from mcx_review.bases import BaseGraph
 from mcx_review.cache import ResultCache, cache_key, code_digest, package_versions
+from mcx_review.code_impact import definition_impact
 from mcx_review.compare import ABSENT, SideResult, config_report
+from mcx_review.definitions import Reach
 from mcx_review.memory import Gate, default_max_rss
 from mcx_review.pool import WorkerPool
 from mcx_review.report import SCHEMA, ConfigReport, Report
@@ -36,6 +40,7 @@ class Options:
     settings_path: Optional[Path] = None
     max_worker_rss: Optional[int] = None  # bytes; None: memory.default_max_rss of the worker count
     depth: Optional[int] = None  # --depth N: keep each side's module tree to depth N in the report
+    impact: Optional[str] = None  # "definitions" | "files"; None: the settings' choice
 
 
 @dataclass
@@ -52,7 +57,8 @@ class Target:
 class Stats:
     """What a run did, for logs and benchmarks."""
 
-    resolved: int = 0
+    resolved: int = 0  # configs resolved by a worker (resolution cache misses)
+    resolve_cache_hits: int = 0
     analysed: int = 0
     cache_hits: int = 0
     skipped_unchanged: int = 0
@@ -61,6 +67,7 @@ class Stats:
     worker_recycles: int = 0  # workers replaced after a job for holding too much memory
     run_alone: int = 0  # jobs run again with no other analysis beside them
     jobs: List[Dict[str, Any]] = field(default_factory=list)  # per job: side, op, config, rss, peak_rss, ...
+    workers_started: int = 0
 
 
 # ---------------------------------------------------------------- impact
@@ -85,7 +92,7 @@ def is_code_change(path: str, config_dirs: Sequence[str]) -> bool:
 
 
 def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], settings: Settings,
-                 resolved: "Resolver") -> List[Target]:
+                 resolved: "Resolver", mode: str = "definitions") -> List[Target]:
     configs = {s: impact.discover_configs(trees[s], settings.configs, settings.exclude) for s in SIDES}
     on = {s: set(configs[s]) for s in SIDES}
     renamed_from = {c.path: c.old_path for c in changes if c.status == "R" and c.old_path}
@@ -107,7 +114,7 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], setti
             add(key, f"inherits {base_file}")
 
     code = sorted(p for p in changed_paths if is_code_change(p, _config_globs_prefixes(settings.configs)))
-    if code:
+    if code and mode == "files":
         for side in SIDES:
             results = resolved.resolve_many(side, configs[side])
             for cfg in configs[side]:
@@ -115,7 +122,10 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[gitrev.Change], setti
                     continue
                 hit = resolved.index(side).affected_by(resolved.used(side, cfg), set(code))
                 if hit:
-                    add(renamed_to.get(cfg, cfg) if side == "base" else cfg, f"uses code in {hit}")
+                    add(renamed_to.get(cfg, cfg) if side == "base" else cfg, impact.reason_uses_code(hit))
+    elif code:
+        for side, cfg, reason in definition_impact(trees, configs, code, resolved):
+            add(renamed_to.get(cfg, cfg) if side == "base" else cfg, reason)
 
     targets = []
     for path in sorted(reasons):
@@ -147,20 +157,58 @@ class Resolver:
         self.results: Dict[str, Dict[str, Dict[str, Any]]] = {s: {} for s in SIDES}
         self.used_files: Dict[str, Dict[str, Set[str]]] = {s: {} for s in SIDES}
         self.code_index: Dict[str, Any] = {}
+        self.reaches: Dict[str, Reach] = {}
+        self.graphs: Dict[str, BaseGraph] = {}
+        self.resolve_cache = ResultCache(opts.cache_dir, enabled=opts.use_cache)
         self.stats = Stats()
 
     def shape_for(self, path: str) -> Optional[List[int]]:
         shape = self.opts.shape or self.settings.shape_for(path)
         return list(shape) if shape else None
 
+    def resolve_key(self, side: str, path: str) -> str:
+        """What decides a resolution: the content of the config's file closure (itself and its
+        `_base_` files), the forced shape, our version and the installed packages' versions."""
+        tree = self.trees[side]
+        files = [path] + self.graph(side).closure(path)
+        payload = {"op": "resolve", "mcx-review": __version__, "versions": package_versions(),
+                   "config": path, "shape": self.shape_for(path),
+                   "files": [[rel, code_digest(tree, [rel])] for rel in files]}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
     def resolve_many(self, side: str, paths: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-        todo = [p for p in paths if p not in self.results[side]]
+        todo = []
+        keys: Dict[str, str] = {}
+        for p in paths:
+            if p in self.results[side] or p in keys:
+                continue
+            keys[p] = self.resolve_key(side, p)
+            hit = self.resolve_cache.get(keys[p])
+            if hit is not None:
+                self.results[side][p] = hit
+                self.stats.resolve_cache_hits += 1
+            else:
+                todo.append(p)
         if todo:
             jobs = [{"op": "resolve", "config": p, "shape": self.shape_for(p)} for p in todo]
             for p, r in zip(todo, self.pools[side].run(jobs, timeout=self.opts.timeout)):
                 self.results[side][p] = r
+                if not (r.get("timeout") or r.get("crashed")):  # a config error is as lasting as its files
+                    self.resolve_cache.put(keys[p], {k: v for k, v in r.items() if k != "id"})
             self.stats.resolved += len(todo)
         return {p: self.results[side][p] for p in paths}
+
+    def graph(self, side: str) -> BaseGraph:
+        """The side's `_base_` graph, parsed once."""
+        if side not in self.graphs:
+            self.graphs[side] = BaseGraph(self.trees[side])
+        return self.graphs[side]
+
+    def reach(self, side: str) -> Reach:
+        """What each registered type's model can reach in the side's code."""
+        if side not in self.reaches:
+            self.reaches[side] = Reach(self.index(side))
+        return self.reaches[side]
 
     def index(self, side: str) -> Any:
         """The side's registry/import index, built once (a static scan, no imports)."""
@@ -215,6 +263,7 @@ class Resolver:
             self.stats.worker_recycles += p.recycled
             self.stats.run_alone += p.alone
             self.stats.jobs += [dict(j, side=side) for j in p.jobs]
+            self.stats.workers_started += p.started
 
 
 def _failure(result: Dict[str, Any], limits_level: str) -> SideResult:
@@ -284,7 +333,7 @@ def run_review(repo_dir: Path, opts: Options, log: Log = lambda m: None, list_on
                 log(line)
         resolver = Resolver(trees, opts, settings, log)
         stack.callback(resolver.close)
-        targets = find_targets(trees, changes, settings, resolver)
+        targets = find_targets(trees, changes, settings, resolver, opts.impact or settings.impact)
         log(f"{len(changes)} changed file(s); {len(targets)} config(s) under review")
         if list_only:
             return _report(revs, opts, [], settings), resolver.stats, targets

@@ -34,10 +34,13 @@ SCHEMA_PATH = Path(__file__).with_name("settings-schema.json")
 METRICS = ("flops", "params", "activations")
 LEVELS = ("warn", "fail")
 BEHAVIORS = ("update", "new", "delete-and-new")
+IMPACTS = ("definitions", "files")
 
 EXAMPLE = """\
 configs: ["configs/**/*.py"]          # which files are configs (py / yaml / json)
 exclude: ["configs/_deprecated/**"]   # never reviewed
+impact: definitions                   # definitions: a code change affects the models that reach a changed
+                                      # top-level definition; files: every model that imports the file
 shape: null                           # default input H W: null = the config's test pipeline; 224; [224, 224]
 shapes:                               # per-config input size, first matching glob wins
   "configs/vision_transformer/*-384.py": 384
@@ -121,6 +124,7 @@ class Settings:
     limits: Level = "warn"  # verdict on a config a resource limit kept from being counted at head
     metafile: Literal["warn", "fail", "off"] = "warn"
     drill_down: int = 5
+    impact: Literal["definitions", "files"] = "definitions"
     source: str = DEFAULT_SOURCE
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
@@ -160,7 +164,7 @@ def load_settings(path: Optional[Path], *, text: Optional[str] = None,
 
 
 # Every top-level key; settings-schema.json declares the same ones (a test holds them equal).
-TOP_KEYS = frozenset({"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits", "metafile",
+TOP_KEYS = frozenset({"configs", "exclude", "shape", "shapes", "comment", "budgets", "limits", "metafile", "impact",
                       "drill_down"})
 
 
@@ -196,6 +200,8 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
         if not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows <= 1000:
             raise p.fail("drill_down", f"expected a number of rows from 0 to 1000, got {_show(rows)}")
         kw["drill_down"] = rows
+    if "impact" in top:
+        kw["impact"] = p.choice(top["impact"], "impact", IMPACTS)
     if "budgets" in top:
         if top["budgets"] is None:
             kw["budgets"] = ()

@@ -33,6 +33,8 @@ def test_example_in_the_docstring_parses_to_what_it_says():
     assert (s.metafile, s.drill_down) == ("warn", 5)
     assert s.exclude == ("configs/_deprecated/**",)
     assert s.comment == CommentSettings("update", "default")
+    assert s.impact == "definitions" == Settings().impact
+    assert load_settings(None, text="impact: files\n").impact == "files"
     flops, params = s.budgets
     assert (flops.metric, flops.relative, flops.amount, flops.direction, flops.level) == \
         ("flops", True, Fraction(1, 20), 1, "fail")
@@ -118,11 +120,12 @@ def test_limits(limit, expected):
     ("budgets:\n  - {metric: flops, limit: '+5%'}\n  - {metric: params, limit: 25M}\n"
      "  - {metric: flops, limit: 4G, level: error}\n",
      "budgets[2].level: expected 'warn' or 'fail', got 'error'"),
-    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, drill_down, exclude, limits, "
-                     "metafile, shape, shapes)"),
+    ("budget: []\n", "budget: unknown key (expected one of: budgets, comment, configs, drill_down, exclude, impact, "
+                     "limits, metafile, shape, shapes)"),
     ("metafile: error\n", "metafile: expected one of 'warn', 'fail', 'off', got 'error'"),
     ("drill_down: -1\n", "drill_down: expected a number of rows from 0 to 1000, got -1"),
     ("drill_down: yes\n", "drill_down: expected a number of rows from 0 to 1000, got True"),
+    ("impact: file\n", "impact: expected 'definitions' or 'files', got 'file'"),
     ("budgets:\n  - {metric: flop, limit: 1G}\n",
      "budgets[0].metric: expected one of 'flops', 'params', 'activations', got 'flop'"),
     ("budgets:\n  - {limit: 1G}\n", "budgets[0]: missing key 'metric'"),
