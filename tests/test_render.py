@@ -394,9 +394,10 @@ def test_definition_reasons_name_the_definition_and_its_file():
                      reasons=[reason, "uses code in mmpretrain/models/backbones/resnest.py"]))
     md = render_markdown(r)
     cell = row_for(md, "resnest/resnest50_32xb64_in1k.py")[0]
-    assert "uses ResNetV1d in <code>mmpretrain/models/backbones/resnet.py</code>" in cell
-    assert "uses ResNetV1d in <code>mmpretrain/models/backbones/resnet.py</code>" in md.split("unchanged config")[1]
+    named = "uses <code>ResNetV1d</code> (<code>mmpretrain/models/backbones/resnet.py</code>)"
+    assert named in cell
+    assert named in md.split("unchanged config")[1]
     text = render_text(report(entry("configs/resnest/resnest50_32xb64_in1k.py", "changed", R50, R101,
                                     reasons=[reason, "uses code in mmpretrain/models/backbones/resnest.py"])),
                        color=False, width=100)
-    assert "uses ResNetV1d in" in text and "mmpretrain/models/backbones/" in text and "resnet.py +1 more" in text
+    assert "uses ResNetV1d" in text and "(mmpretrain/models/backbones/" in text and "resnet.py) +1 more" in text
