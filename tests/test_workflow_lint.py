@@ -53,14 +53,26 @@ def test_zizmor_finds_nothing(tmp_path):
     zizmor = tool("zizmor")
     assert zizmor, "zizmor is not installed (requirements/dev.txt pins it)"
     files = [*ACTION_FILES, *WORKFLOW_FILES, *embedded_workflows(tmp_path)]
-    proc = subprocess.run([zizmor, "--offline", "--no-progress", "--format", "json", "--persona", "auditor",
-                           *map(str, files)], capture_output=True, text=True, timeout=300)
+    # --strict-collection: a file zizmor cannot parse is an error, not a warning it skips
+    proc = subprocess.run([zizmor, "--offline", "--no-progress", "--strict-collection", "--format", "json",
+                           "--persona", "auditor", *map(str, files)], capture_output=True, text=True, timeout=300)
     findings = json.loads(proc.stdout or "[]")
     where = [(f["ident"], [loc["symbolic"]["key"] for loc in f["locations"]]) for f in findings]
     assert proc.returncode == 0 and findings == [], (where, proc.stderr[-2000:])
     # the ignores in the files are the ones the module doc explains, nothing else
     ignores = {m for p in files for m in re.findall(r"zizmor: ignore\[([\w,-]+)\]", p.read_text())}
     assert ignores <= {"unpinned-uses", "dangerous-triggers"}, ignores
+
+
+def test_zizmor_refuses_a_file_it_cannot_parse(tmp_path):
+    """Beside valid inputs, zizmor would skip an unparseable action.yml with a warning and pass."""
+    zizmor = tool("zizmor")
+    assert zizmor
+    bad = tmp_path / "action.yml"
+    bad.write_text("name: x\ndescription: exit 1 under `metafile: fail` here\nruns: {using: composite, steps: []}\n")
+    proc = subprocess.run([zizmor, "--offline", "--no-progress", "--strict-collection", "--format", "json",
+                           str(ACTION_FILES[0]), str(bad)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stderr[-2000:]
 
 
 def test_zizmor_would_catch_a_template_injection(tmp_path):
