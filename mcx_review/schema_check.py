@@ -158,6 +158,19 @@ def _types(schema: Mapping[str, Any]) -> List[str]:
     return [t] if isinstance(t, str) else list(t or [])
 
 
+# One line per bound keyword: {got} the value shown, {limit} the schema's bound.
+_BOUND_MESSAGES = {
+    "maxLength": "longer than {limit} characters",
+    "minLength": "shorter than {limit} characters",
+    "pattern": "{got} does not match {limit}",
+    "maximum": "{got} is over the maximum {limit}",
+    "minimum": "{got} is below the minimum {limit}",
+    "maxItems": "more than {limit} items",
+    "minItems": "fewer than {limit} items",
+    "maxProperties": "more than {limit} keys",
+}
+
+
 def describe(error: ValidationError, json_words: bool = True) -> Tuple[List[Any], str]:
     """(path in the instance, what is wrong) for one jsonschema error."""
 
@@ -203,23 +216,10 @@ def describe(error: ValidationError, json_words: bool = True) -> Tuple[List[Any]
     if kw == "required":
         missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
         return path, f"missing key {show(missing[0] if missing else error.validator_value[0])}"
-    if kw == "maxLength":
-        return path, f"longer than {error.validator_value} characters"
-    if kw == "minLength":
-        return path, "expected a non-empty string" if error.validator_value == 1 \
-            else f"shorter than {error.validator_value} characters"
-    if kw == "pattern":
-        return path, f"{show(value)} does not match {error.validator_value}"
-    if kw == "maximum":
-        return path, f"{show(value)} is over the maximum {error.validator_value}"
-    if kw == "minimum":
-        return path, f"{show(value)} is below the minimum {error.validator_value}"
-    if kw == "maxItems":
-        return path, f"more than {error.validator_value} items"
-    if kw == "minItems":
-        return path, f"fewer than {error.validator_value} items"
-    if kw == "maxProperties":
-        return path, f"more than {error.validator_value} keys"
+    if kw == "minLength" and error.validator_value == 1:
+        return path, "expected a non-empty string"
+    if kw in _BOUND_MESSAGES:
+        return path, _BOUND_MESSAGES[kw].format(got=show(value), limit=error.validator_value)
     return path, error.message.splitlines()[0][:200]
 
 

@@ -9,6 +9,16 @@ from typing import Callable, Optional, Union
 import git
 
 
+# A grayscale (1-channel) LeNet-5 classifier for MNIST; {n} = number of classes.
+LENET = """default_scope = 'mmpretrain'
+model = dict(type='ImageClassifier', backbone=dict(type='LeNet5', num_classes={n}), neck=None,
+             head=dict(type='ClsHead'))
+data_preprocessor = dict(mean=[33.46], std=[78.87], num_classes={n})
+test_dataloader = dict(dataset=dict(type='MNIST', pipeline=[dict(type='Resize', scale=32),
+                                                           dict(type='PackInputs')]))
+"""
+
+
 def shipped(pkg: str = "mmcls") -> Path:
     """The configs directory an installed package ships (``<pkg>/.mim/configs``)."""
     spec = importlib.util.find_spec(pkg)

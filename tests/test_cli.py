@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 from reference import get_flops_way
-from repos import ConfigRepo
+from repos import LENET, ConfigRepo
 
 R18 = "configs/resnet/resnet18_8xb32_in1k.py"
 R34 = "configs/resnet/resnet34_8xb32_in1k.py"
 LENET_SHIPPED = "configs/lenet/lenet5_mnist.py"
-LENET = """default_scope = 'mmpretrain'
-model = dict(type='ImageClassifier', backbone=dict(type='LeNet5', num_classes={n}), neck=None,
-             head=dict(type='ClsHead'))
-data_preprocessor = dict(mean=[33.46], std=[78.87], num_classes={n})
-test_dataloader = dict(dataset=dict(type='MNIST', pipeline=[dict(type='Resize', scale=32),
-                                                           dict(type='PackInputs')]))
-"""
+
 # A real import failure in the real workers: this directory goes first on PYTHONPATH, and its
 # sitecustomize makes `import mmcv` fail as it does where mmcv is not installed.
 NO_MMCV = '''import sys

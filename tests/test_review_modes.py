@@ -6,7 +6,7 @@ import sys
 
 from mmengine.config import Config
 from reference import assert_matches, get_flops_way
-from repos import ConfigRepo
+from repos import LENET, ConfigRepo
 
 from mcx_review import impact
 from mcx_review import review as rv
@@ -78,15 +78,6 @@ def test_staged_reviews_the_index_and_worktree_the_files_on_disk(tmp_path):
     assert configs[r18]["head"] == configs[r34]["base"], "resnet18 made 34 deep equals resnet34"
     only = json.loads(run(repo, "--base", "HEAD", "--worktree", "--format", "json", r34).stdout)
     assert [c["path"] for c in only["configs"]] == [r34], "FILE arguments narrow the review"
-
-
-LENET = """default_scope = 'mmpretrain'
-model = dict(type='ImageClassifier', backbone=dict(type='LeNet5', num_classes={n}), neck=None,
-             head=dict(type='ClsHead'))
-data_preprocessor = dict(mean=[33.46], std=[78.87], num_classes={n})
-test_dataloader = dict(dataset=dict(type='MNIST', pipeline=[dict(type='Resize', scale=32),
-                                                           dict(type='PackInputs')]))
-"""
 
 
 def test_a_config_failing_the_same_way_at_base_and_head_is_reported_but_does_not_fail(tmp_path):
