@@ -79,8 +79,8 @@ def target(label: str, measured: str, goal: str, ok: Optional[bool]) -> str:
 
 
 def long_review(root: Path, jobs: Optional[int], say: Any) -> Dict[str, Any]:
-    from mcx_review import cli
-    from mcx_review.memory import default_max_rss
+    from mcx_review.cli import options as cli
+    from mcx_review.measure.memory import default_max_rss
     from mcx_review.review import Options, run_review
 
     jobs = jobs or cli.default_jobs()
@@ -105,8 +105,8 @@ def long_review(root: Path, jobs: Optional[int], say: Any) -> Dict[str, Any]:
 VIT_CHILD = r"""
 import json, sys, time
 from mmengine import Config
-from mcx_review import analysis
-from mcx_review.memory import read_rss
+from mcx_review.measure.worker import analysis
+from mcx_review.measure.memory import read_rss
 cfg = Config.fromfile(sys.argv[1])
 model = analysis.build_model(cfg)
 forward = analysis.bind_forward(model)

@@ -291,7 +291,7 @@ def floor_worker(tree: str) -> int:
     from fvcore.nn import FlopCountAnalysis
     from mmengine.config import Config
 
-    from mcx_review import analysis
+    from mcx_review.measure.worker import analysis
 
     imported = time.perf_counter() - t0
     seen, models = set(), []
@@ -346,7 +346,7 @@ def floor(trees: Dict[str, Path], work: Sequence[Tuple[str, str, str, List[int],
 # ---------------------------------------------------------------- in-process scenarios (need Stats)
 
 def review_in_process(repo: Path, head: str, cache: Path) -> Tuple[float, Dict[str, Any], Any, list, Counter]:
-    from mcx_review import cli
+    from mcx_review.cli import options as cli
     from mcx_review.review import Options, run_review
 
     built: Counter = Counter()
@@ -540,8 +540,8 @@ def _floor_agree(d: Dict[str, Dict[str, Any]], sides: Sequence[Side]) -> str:
 
 def render(pr: PrResult, shards: List[ShardResult], zoo: Optional[InProcess], r50: Optional[InProcess],
            n_zoo: int, import_wall: float) -> str:
-    from mcx_review import cli
-    from mcx_review.cache import package_versions
+    from mcx_review.cli import options as cli
+    from mcx_review.measure.cache import package_versions
 
     v = package_versions()
     cores = os.cpu_count() or 1

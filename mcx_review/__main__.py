@@ -1,5 +1,5 @@
 import sys
 
-from mcx_review.cli import main
+from mcx_review.cli.app import main
 
 sys.exit(main())

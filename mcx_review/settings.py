@@ -27,11 +27,12 @@ from typing import Any, Dict, Literal, Optional, Sequence, Tuple
 import yaml
 
 from mcx_review import schema_check
-from mcx_review.impact import glob_match
+from mcx_review.errors import McxError
+from mcx_review.globs import glob_match
+from mcx_review.report.types import METRICS
 
 DEFAULT_SOURCE = ".mcx-review.yaml"
 SCHEMA_PATH = Path(__file__).with_name("settings-schema.json")
-METRICS = ("flops", "params", "activations")
 LEVELS = ("warn", "fail")
 BEHAVIORS = ("update", "new", "delete-and-new")
 IMPACTS = ("definitions", "files")
@@ -70,7 +71,7 @@ Metric = Literal["flops", "params", "activations"]
 Level = Literal["warn", "fail"]
 
 
-class SettingsError(ValueError):
+class SettingsError(McxError, ValueError):
     """A settings file that cannot be used; ``str()`` is one line naming the file and the key."""
 
 

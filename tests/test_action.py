@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from github_stub import GitHubStub, parse_outputs
-from mcx_review.github_comment import parse_marker
-from mcx_review.report_validate import load_validated
+from mcx_review.github.comment import parse_marker
+from mcx_review.report.validate import load_validated
 from repos import ConfigRepo
 
 ROOT = Path(__file__).resolve().parents[1]

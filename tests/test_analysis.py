@@ -16,9 +16,10 @@ from fvcore.nn.print_model_statistics import _format_size
 from mmengine import Config
 from reference import assert_matches, get_flops_way
 
-from mcx_review import analysis, fvcore_handles
-from mcx_review.input_shape import infer_input_shape
-from mcx_review.skip_init import no_weight_init
+from mcx_review.measure.worker import analysis
+from mcx_review.measure.worker import fvcore_handles
+from mcx_review.measure.worker.input_shape import infer_input_shape
+from mcx_review.measure.worker.skip_init import no_weight_init
 
 
 def _package_dir(name: str) -> Path:

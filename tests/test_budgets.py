@@ -7,8 +7,8 @@ import pytest
 from repos import ConfigRepo, shipped
 
 from mcx_review import review
-from mcx_review.budgets import budget_level, check_config, describe_breach, evaluate_budgets
-from mcx_review.compare import ABSENT, SideResult, config_report
+from mcx_review.report.budgets import budget_level, check_config, describe_breach, evaluate_budgets
+from mcx_review.report.compare import ABSENT, SideResult, config_report
 from mcx_review.settings import load_settings
 
 FILES = [

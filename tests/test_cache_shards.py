@@ -8,7 +8,7 @@ import pytest
 from repos import ConfigRepo
 
 from mcx_review import review as rv
-from mcx_review.cache import cache_key, package_versions
+from mcx_review.measure.cache import cache_key, package_versions
 from mcx_review.cli import main
 
 CIFAR = {

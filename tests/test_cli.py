@@ -286,7 +286,7 @@ def test_the_readme_documents_exit_code_3():
 
 def test_the_nothing_counted_line_names_the_package_to_install(tmp_path):
     """The rule on its own (pure): reports as the workers write them."""
-    from mcx_review.output import counted_nothing
+    from mcx_review.report.outcome import counted_nothing
 
     def report(*messages):
         return {"configs": [{"path": f"configs/c{i}.py", "errors": [{"side": "head", "message": m}]}

@@ -11,8 +11,8 @@ from typing import Dict
 
 import pytest
 
-from mcx_review.code_index import CodeIndex
-from mcx_review.definitions import FileChange, Reach, compare_sources, hits
+from mcx_review.select.code_index import CodeIndex
+from mcx_review.select.definitions import FileChange, Reach, compare_sources, hits
 
 BASE = '''
 """Blocks."""
@@ -226,7 +226,7 @@ def test_resnet_v1d_reaches_resnest_in_another_file_not_plain_resnet(mmpretrain_
 
 
 def test_files_no_model_can_reach_are_decided_by_a_text_pass(tmp_path):
-    from mcx_review.code_impact import _maybe_reachable
+    from mcx_review.select.code_impact import _maybe_reachable
 
     trees = {}
     for side in ("base", "head"):
@@ -253,7 +253,7 @@ class _Side:
     """The two things config selection reads of a revision: its `_base_` graph and code index."""
 
     def __init__(self, root: Path) -> None:
-        from mcx_review.bases import BaseGraph
+        from mcx_review.select.bases import BaseGraph
         self._graph, self._index = BaseGraph(root), CodeIndex.build(root)
 
     def graph(self, side: str):
@@ -264,7 +264,7 @@ class _Side:
 
 
 def test_configs_are_resolved_when_their_files_name_an_affected_type_or_inherit_from_outside(tmp_path):
-    from mcx_review.code_impact import _mentions
+    from mcx_review.select.code_impact import _mentions
 
     for rel, text in TREE.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

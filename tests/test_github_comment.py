@@ -18,11 +18,12 @@ import pytest
 from cmarkgfm.cmark import Options as cmarkgfm_options
 
 from github_stub import APP_BOT, BOT, GitHubStub, parse_outputs, same_repo_pr, workflow_run_event
-from mcx_review import cli, github_env
-from mcx_review.github_comment import (CommentError, PostSettings, compose_body, marker, neutralise_mentions,
+from mcx_review import cli
+from mcx_review.github import env as github_env
+from mcx_review.github.comment import (CommentError, PostSettings, compose_body, marker, neutralise_mentions,
                                        parse_marker, post)
-from mcx_review.render_markdown import cut_markup
-from mcx_review.report_validate import ReportError, load_validated, parse, validate
+from mcx_review.render.markdown import cut_markup
+from mcx_review.report.validate import ReportError, load_validated, parse, validate
 
 REPO = "octo/models"
 HEAD = "5d6e7f8" + "0" * 33
@@ -330,7 +331,7 @@ def test_comment_never_imports_model_code(tmp_path, gh, env):
     code = ("import sys\nfrom mcx_review import cli\nrc = cli.main(['comment', sys.argv[1]])\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'mmengine', 'mmcv', 'mmcls', 'mmpretrain', 'fvcore', 'numpy')"
-            " or m in ('mcx_review.analysis', 'mcx_review.worker', 'mcx_review.review'))\n"
+            " or m in ('mcx_review.measure.worker.analysis', 'mcx_review.worker', 'mcx_review.review'))\n"
             "print(rc, heavy)\n")
     out = subprocess.run([PY, "-c", code, str(path)], capture_output=True, text=True, env=os.environ.copy(),
                          timeout=120)

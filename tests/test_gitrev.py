@@ -6,7 +6,7 @@ import sys
 import pytest
 from repos import ConfigRepo
 
-from mcx_review import gitrev
+from mcx_review.select import revisions as gitrev
 
 RESNET = "configs/resnet/resnet50_8xb32_in1k.py"
 VIT = "configs/vision_transformer/vit-base-p16_pt-64xb64_in1k-224.py"

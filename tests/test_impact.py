@@ -1,5 +1,5 @@
 """Static impact analysis on real data: the configs mmcls ships, the source of the installed
-mmpretrain, real git. Every expectation is derived independently of mcx_review.impact: inheritance
+mmpretrain, real git. Every expectation is derived independently of mcx_review.select.config_files: inheritance
 from what mmengine's own ``Config.fromfile`` loads, code from the sources' own text."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from mmengine.config import Config
 from repos import ConfigRepo, shipped
 
-from mcx_review import impact
-from mcx_review.impact import BaseGraph, CodeIndex
+from mcx_review.select import config_files as impact
+from mcx_review.select.config_files import BaseGraph, CodeIndex
 
 RESNET50 = "configs/_base_/models/resnet50.py"
 RUNTIME = "configs/_base_/default_runtime.py"

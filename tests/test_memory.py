@@ -10,11 +10,11 @@ import pytest
 from repos import ConfigRepo
 
 from mcx_review.cli import main
-from mcx_review.compare import SideResult, config_report, head_failed
-from mcx_review.memory import GiB, default_max_rss, parse_size, read_rss
-from mcx_review.pool import WorkerPool
-from mcx_review.render_markdown import render_markdown
-from mcx_review.render_text import render_text
+from mcx_review.report.compare import SideResult, config_report, head_failed
+from mcx_review.measure.memory import GiB, default_max_rss, parse_size, read_rss
+from mcx_review.measure.pool import WorkerPool
+from mcx_review.render.markdown import render_markdown
+from mcx_review.render.text import render_text
 
 CIFAR18 = "configs/resnet/resnet18_8xb16_cifar10.py"
 CIFAR34 = "configs/resnet/resnet34_8xb16_cifar10.py"
@@ -229,7 +229,7 @@ def test_killed_workers_are_a_limit_warning_not_a_failure(killed_review):
 
 
 def test_the_report_with_limits_is_valid_against_the_schema(killed_review):
-    from mcx_review.report_validate import validate
+    from mcx_review.report.validate import validate
 
     assert validate(killed_review[1]) == []
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 from repos import ConfigRepo, shipped
 
-from mcx_review import metafile_files
-from mcx_review.report_validate import validate
+from mcx_review.metafile import files as metafile_files
+from mcx_review.report.validate import validate
 from mcx_review.units import format_count
 
 R18 = "configs/resnet/resnet18_8xb16_cifar10.py"
@@ -202,7 +202,7 @@ def test_unreadable_metafile_is_one_line_and_the_rest_is_checked(tmp_path):
     index = metafile_files.build_index(root)
     assert len(index.problems) == 1 and index.problems[0].startswith("configs/a/metafile.yml: invalid YAML at line")
     assert index.entries("configs/b/y.py")[0]["flops"] == "lots"
-    from mcx_review.metafile import verdict
+    from mcx_review.metafile.verdicts import verdict
     v = verdict({"flops": 1, "params": 25562345}, None, index.entries("configs/b/y.py"), "warn")
     checks = {c["metric"]: c for c in v["entries"][0]["checks"]}
     assert "is not a count" in checks["flops"]["problem"] and checks["params"]["agrees"] is True

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine import Config
 
-from mcx_review import analysis
+from mcx_review.measure.worker import analysis
 
 CONFIGS = (
     ("mmcls", "resnet/resnet50_8xb32_in1k.py"),

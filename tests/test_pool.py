@@ -2,7 +2,7 @@
 record; the other configs are still answered, by a fresh worker."""
 from repos import ConfigRepo
 
-from mcx_review.pool import WorkerPool
+from mcx_review.measure.pool import WorkerPool
 
 RESNET = "configs/resnet/resnet50_8xb32_in1k.py"
 

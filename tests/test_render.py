@@ -10,8 +10,8 @@ import sys
 import pytest
 from markdown_it import MarkdownIt
 
-from mcx_review.render_markdown import code, esc, render_markdown
-from mcx_review.render_text import render_text, wrap_path
+from mcx_review.render.markdown import code, esc, render_markdown
+from mcx_review.render.text import render_text, wrap_path
 from mcx_review.units import format_change, format_count, format_delta, format_shape, format_shapes
 
 RESNET = "configs/resnet/resnet50_8xb32_in1k.py"
@@ -112,7 +112,7 @@ def test_deltas_and_shapes():
 
 
 def test_renderers_import_neither_torch_nor_fvcore():
-    code_ = ("import sys, mcx_review.render_markdown, mcx_review.render_text, mcx_review.units;"
+    code_ = ("import sys, mcx_review.render.markdown, mcx_review.render.text, mcx_review.units;"
              "bad = {'torch', 'fvcore'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code_], check=True)
 

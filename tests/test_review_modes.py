@@ -8,7 +8,7 @@ from mmengine.config import Config
 from reference import assert_matches, get_flops_way
 from repos import LENET, ConfigRepo
 
-from mcx_review import impact
+from mcx_review.select import config_files as impact
 from mcx_review import review as rv
 
 BASE_MODEL = "configs/_base_/models/resnet50_cifar.py"
@@ -83,7 +83,7 @@ def test_staged_reviews_the_index_and_worktree_the_files_on_disk(tmp_path):
 def test_a_config_failing_the_same_way_at_base_and_head_is_reported_but_does_not_fail(tmp_path):
     """Among configs that were counted, one broken alike at both sides is a note. (Issue 10: when
     it is the only config under review nothing is counted and the review exits 3 -- test_cli.)"""
-    from mcx_review.render_markdown import render_markdown
+    from mcx_review.render.markdown import render_markdown
 
     repo = ConfigRepo(tmp_path / "r", pkg=None)
     repo.write("configs/broken.py", "_base_ = ['./missing.py']\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mcx_review.impact import discover_configs
+from mcx_review.select.config_files import discover_configs
 from mcx_review.settings import EXAMPLE, CommentSettings, Settings, SettingsError, load_settings, parse_limit
 from repos import shipped
 

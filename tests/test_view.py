@@ -6,9 +6,11 @@ import sys
 
 import pytest
 
-from mcx_review import metafile, module_tree, view
-from mcx_review.render_markdown import render_markdown
-from mcx_review.render_text import Line, render_text
+from mcx_review.metafile import verdicts as metafile
+from mcx_review.report import module_tree
+from mcx_review.render import display as view
+from mcx_review.render.markdown import render_markdown
+from mcx_review.render.text import Line, render_text
 
 BASE_LAYER3 = {"flops": 479559680, "params": 7098368, "activations": 704512}
 HEAD_LAYER3 = {"flops": 1695055872, "params": 26090496, "activations": 2375680}
@@ -39,9 +41,10 @@ def _totals(tree):
 # ---------------------------------------------------------------- no torch
 
 def test_view_layer_renders_without_no_torch_import():
-    code = ("import sys; from mcx_review import view, metafile, module_tree, render_markdown, render_text;"
+    code = ("import sys; from mcx_review.render import display, markdown, text;"
+            "from mcx_review.metafile import verdicts; from mcx_review.report import module_tree;"
             "r = {'schema': 'mcx-review/1', 'base': {'sha': None}, 'head': {'sha': None}, 'configs': []};"
-            "render_markdown.render_markdown(r); render_text.render_text(r, color=False);"
+            "markdown.render_markdown(r); text.render_text(r, color=False);"
             "bad = {'torch', 'fvcore'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -1,0 +1,185 @@
+"""``mcx-review metafile --write | --check [FILE ...]``: keep metafile figures in step with the configs.
+
+Without FILEs: the configs a change affects (the review's own arguments: ``--base``, ``--head``,
+``--staged``, ``--worktree``), measured at head and compared with their entries as the review
+does; an entry that already disagreed at base is legacy (rewritten by ``--write``, never fails
+``--check``). With FILEs (configs, or metafile.yml files meaning every config they list): those
+configs measured in the working tree. ``--write`` rewrites the disagreeing FLOPs / Parameters of
+the working tree's metafiles in place (only those characters change) and prints each change;
+``--check`` prints the stale entries and exits 1 when there is one.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from mcx_review.errors import UsageError
+from mcx_review.log import Log, log, quiet
+from mcx_review.metafile import verdicts as metafile
+from mcx_review.metafile import files as metafile_files
+
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="rewrite stale FLOPs/Parameters in the metafiles "
+                      "(in place, formatting kept) and print what changed")
+    mode.add_argument("--check", action="store_true", help="print stale entries; exit 1 when there is one")
+    p.add_argument("files", nargs="*", metavar="FILE", help="configs or metafile.yml files to measure in the "
+                   "working tree (default: the configs the change base...head affects)")
+    p.add_argument("--base", default=None, help="base revision of the change (default: HEAD for "
+                   "--staged/--worktree, else main)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--head", default=None, help="head revision (default HEAD)")
+    g.add_argument("--staged", action="store_true", help="head is the index")
+    g.add_argument("--worktree", action="store_true", help="head is the working tree")
+    p.add_argument("--repo", type=Path, default=Path("."), help="repository (default: current directory)")
+    p.add_argument("--config", dest="settings", type=Path, help="settings file (default: .mcx-review.yaml)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds one analysis may take (600)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes")
+    p.add_argument("--cache-dir", type=Path, help="result cache (default ~/.cache/mcx-review)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _say(args: argparse.Namespace) -> Log:
+    return quiet if args.quiet else log
+
+
+def run(args: argparse.Namespace) -> int:
+    root, entries = _measure_files(args) if args.files else _review(args)
+    return report_and_write(root, entries, write=args.write)
+
+
+_WORDS = {"stale": "STALE", "legacy": "already off at base (not this change)", "fixed": "agrees (was off at base)",
+          "agrees": "agrees"}
+
+
+def _figures(e: Dict[str, Any]) -> str:
+    return ", ".join(f"{metafile.METRIC_KEYS[c['metric']]} {c['published']} (measured {c['measured']})"
+                     for c in e.get("checks") or [] if "measured" in c)
+
+
+def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool) -> int:
+    """``--check``: one line per metafile entry of the configs (its verdict and figures), exit 1 when
+    one is stale. ``--write``: rewrite every disagreeing figure (stale or legacy), one line per
+    change."""
+    plan: Dict[str, Dict[Any, Any]] = {}
+    stale = 0
+    for entry in entries:
+        verdict = entry.get("metafile") or {}
+        if verdict.get("status") == "stale":
+            stale += 1
+        for rel, updates in metafile_files.planned_updates(entry).items():  # type: ignore[arg-type]
+            plan.setdefault(rel, {}).update(updates)
+        for e in verdict.get("entries") or []:
+            for c in e.get("checks") or []:
+                if c.get("problem"):
+                    print(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}")
+            if not write and e.get("status"):
+                wrong = [metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False]
+                detail = "; ".join(wrong) if wrong else _figures(e)
+                print(f"{e['file']}: {e['name']} ({entry['path']}): {_WORDS[e['status']]}: {detail}")
+        if not write and verdict.get("status") == "not compared" and verdict.get("note"):
+            print(f"{entry['path']}: not compared ({verdict['note']})")
+    if write:
+        changes = metafile_files.write_updates(root, plan)  # WriteError: exit 2
+        for c in changes:
+            print(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}")
+        if not changes:
+            print("nothing to write: every entry agrees with its config")
+        return 0
+    if not any((e.get("metafile") or {}).get("entries") for e in entries):
+        print("no metafile entry names these configs")
+    return 1 if stale else 0
+
+
+def _review(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
+    from mcx_review import review
+    from mcx_review.cli.options import default_jobs
+    from mcx_review.select.revisions import open_repo
+
+    kind = "index" if args.staged else "worktree" if args.worktree else "commit"
+    opts = review.Options(base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head,
+                          head_kind=kind, timeout=args.timeout, jobs=args.jobs or default_jobs(),
+                          cache_dir=args.cache_dir, use_cache=not args.no_cache, settings_path=args.settings)
+    report, _, _ = review.run_review(args.repo, opts, log=_say(args))
+    root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
+    return root, list(report.get("configs", []))  # type: ignore[arg-type]
+
+
+def _measure_files(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
+    """The named configs (and every config a named metafile lists), measured in the working tree."""
+    from mcx_review.measure.cache import ResultCache, cache_key, code_digest
+    from mcx_review.cli.options import default_jobs
+    from mcx_review.select.revisions import open_repo
+    from mcx_review.select.config_files import CodeIndex
+    from mcx_review.measure.pool import WorkerPool
+    from mcx_review.settings import Settings, load_settings
+
+    root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
+    path = args.settings or (root / ".mcx-review.yaml")
+    settings = load_settings(path) if args.settings or path.is_file() else Settings()
+    index = metafile_files.build_index(root, settings.configs)
+    for problem in index.problems:
+        _say(args)(f"metafile: {problem}")
+    configs: List[str] = []
+    for f in args.files:
+        rel = _relative(f, root)
+        if not (root / rel).is_file():
+            raise UsageError(f"{f}: no such file")
+        if rel.endswith((".yml", ".yaml")) and rel in index.files:
+            entries, _ = metafile_files.read_entries(root, rel)
+            configs += [e["config"] for e in entries]
+        else:
+            configs.append(rel)
+    configs = list(dict.fromkeys(configs))
+    jobs = args.jobs or default_jobs()
+    cache = ResultCache(args.cache_dir, enabled=not args.no_cache)
+    out: List[Dict[str, Any]] = []
+    with WorkerPool(root, max(1, min(jobs, len(configs)))) as pool:
+        resolved = pool.run([{"op": "resolve", "config": c, "shape": None} for c in configs], timeout=args.timeout)
+        code = CodeIndex.build(root)
+        todo, stats = [], {}
+        for c, r in zip(configs, resolved):
+            if not r.get("ok"):
+                _say(args)(f"{c}: {r.get('error')}")
+                continue
+            key = cache_key(r, code_digest(root, code.files_for_types(r["types"], r.get("custom_imports", ()))))
+            hit = cache.get(key)
+            if hit is not None:
+                stats[c] = hit["stats"]
+            else:
+                todo.append((c, key))
+        results = pool.run([{"op": "analyse", "config": c, "shape": None} for c, _ in todo], timeout=args.timeout)
+        for (c, key), r in zip(todo, results):
+            if r.get("ok"):
+                cache.put(key, {"stats": r["stats"], "warnings": r.get("warnings", [])})
+                stats[c] = r["stats"]
+            else:
+                _say(args)(f"{c}: {r.get('error')}")
+    for c in configs:
+        published = [{**e, "base": None} for e in index.entries(c)]
+        if c not in stats:
+            continue
+        if not published:
+            _say(args)(f"{c}: no metafile entry names this config")
+            continue
+        shape = settings.shape_for(c)
+        v = metafile.verdict(stats[c], None, published, "warn",
+                             note=f"{metafile.FORCED} {shape[0]}\u00d7{shape[1]}" if shape else None,
+                             compare=not shape)
+        out.append({"path": c, "status": "changed", "head": stats[c], "metafile": v})
+    return root, out
+
+
+def _relative(path: str, root: Path) -> str:
+    p = Path(path)
+    full = (p if p.is_absolute() else Path(os.getcwd()) / p).resolve()
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UsageError(f"{path}: outside the repository {root}") from None

@@ -1,0 +1,1 @@
+"""GitHub: the Actions environment and the sticky PR comment."""

@@ -1,0 +1,1 @@
+"""Counting: resolve configs and analyse models in worker processes, one revision each."""

@@ -1,0 +1,1 @@
+"""Published figures in configs/*/metafile.yml against the measured ones."""

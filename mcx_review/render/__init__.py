@@ -1,0 +1,1 @@
+"""The report as text: a display model built once, then Markdown and terminal formatting."""

@@ -1,0 +1,1 @@
+"""The report: typed JSON contract, comparison, budgets, merge, validation. Pure."""

@@ -1,0 +1,1 @@
+"""Which configs a change affects, read statically: no config is executed here."""
