@@ -1,13 +1,12 @@
-"""The report as display rows: everything the Markdown and text renderers show, decided once. Pure.
+"""The display model: the report as rows, cells and notes, decided once. Pure.
 
-The renderers only format what this module returns: which configs to show and in what order
-(:func:`split_configs`), the headline (:func:`headline`), number cells (:func:`number_cells`),
-status notes (:func:`status_notes`), why a config is under review (:func:`reason_view`), the
-per-module table (:func:`module_rows`, or :func:`depth_rows` for ``--depth``), where it changed
-(:func:`where_rows`), metafile verdicts (:func:`metafile_lines`), errors and lesser problems
-(:func:`error_label`, :func:`unsupported_ops`, :func:`uncalled_by_side`, :func:`warnings_by_message`).
-Cells are plain text; escaping and layout are the renderers' business. Imports neither torch nor
-fvcore (the fork-safe comment job renders without them).
+:func:`build` turns a report into a :class:`Display` in one pass: the headline, one
+:class:`ConfigView` per shown and per unchanged config (paths shortened, number cells formatted,
+status notes, reasons, per-module and where-it-changed rows, metafile verdicts, budget breaches,
+errors, ops not counted, warnings) and the :class:`Footer`. The Markdown and text renderers only
+format that tree; comparison and metafile logic are never called from them. Cells are plain text;
+escaping and layout are the renderers' business. Imports neither torch nor fvcore (the fork-safe
+comment job renders without them).
 """
 from __future__ import annotations
 
@@ -528,3 +527,172 @@ def _grouped(lines: List[MetafileLine]) -> List[MetafileLine]:
 def metafile_problems(report: Dict[str, Any]) -> List[str]:
     """Metafiles that could not be read (``'configs/x/metafile.yml: invalid YAML at line 3: ...'``)."""
     return [str(p) for p in report.get("metafile_problems") or []]
+
+
+# ---------------------------------------------------------------- the display model, built in one pass
+
+class ErrorLine(NamedTuple):
+    """An error to show: ``label`` (``'fails at head'``), whether it ``failing`` the review, whether
+    a resource ``limit`` caused it, and the worker's ``message``."""
+
+    label: str
+    failing: bool
+    limit: bool
+    message: str
+
+
+class BudgetLine(NamedTuple):
+    """A budget breach: ``level`` (warn/fail), ``metric`` (report key) and display ``metric_name``,
+    ``module`` (or None for the whole model), ``value`` and ``base`` (None when not compared),
+    ``limit`` as written, ``rule`` name and the rule's ``message``."""
+
+    level: str
+    metric: str
+    metric_name: str
+    module: Optional[str]
+    value: int
+    base: Optional[int]
+    limit: Optional[str]
+    rule: str
+    message: Optional[str]
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """One config as every renderer shows it; every path in it (its own, reasons' and metafiles'
+    targets) is shortened by the report's common prefix."""
+
+    path: str
+    old_path: Optional[str]
+    fails: bool
+    warns: bool  # a warn budget, a stale metafile at warn level, or a resource limit
+    notes: List[str]  # status notes ('added', 'fails at head', 'metafile stale', ...)
+    reasons: List[Reason]  # why under review, other than being edited
+    cells: List[str]  # [input, FLOPs, params, activations]: one line each
+    stacked: List[str]  # [FLOPs, params, activations]: 'base → head' and the delta on a second line
+    modules: List[Row]  # per-module rows (every module to --depth N, else the top-level ones)
+    depth_modules: List[Row]  # --depth N rows only ([] without --depth)
+    where: List[Row]  # where it changed, deepest differing modules first
+    where_more: int
+    metafile: List[MetafileLine]
+    budgets: List[BudgetLine]
+    errors: List[ErrorLine]
+    unsupported_ops: List[Tuple[str, str]]
+    uncalled: List[Tuple[str, List[str]]]
+    warnings: List[Tuple[str, str]]
+    figures: Optional[Tuple[str, str, str]]  # unchanged configs: (input, FLOPs, params)
+
+
+@dataclass(frozen=True)
+class Footer:
+    """Where the numbers come from: revisions, input rule, tools."""
+
+    base_sha: str
+    base_rev: str
+    merge_base_with: str  # base_rev, '' when it is the base SHA itself, 7 characters when a full SHA
+    head_sha: str
+    head_rev: str
+    head_kind: str
+    shape: Optional[str]  # the forced input size, formatted; None: each config's own
+    shard: Optional[Tuple[int, int]]
+    tools: List[Tuple[str, str]]  # (name, version), mcx-review, torch, fvcore first
+    tensor_forward: bool  # a shown config was measured on forward(mode='tensor')
+
+
+@dataclass(frozen=True)
+class Display:
+    """The whole report as rows, cells and notes: what the Markdown and text renderers format."""
+
+    headline: Headline
+    shown: List[ConfigView]
+    unchanged: List[ConfigView]
+    prefix: str
+    depth: Optional[int]
+    footer: Footer
+    metafile_problems: List[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.shown and not self.unchanged
+
+
+def _stacked_pair(base: Optional[int], head: Optional[int]) -> str:
+    if base is None or head is None or base == head:
+        return format_count(head if base is None else base)  # type: ignore[arg-type]  # one side is set
+    return f"{format_count(base)} {ARROW} {format_count(head)}\n{format_delta(base, head)}"
+
+
+def _budget_line(b: Dict[str, Any]) -> BudgetLine:
+    metric = str(b.get("metric", ""))
+    return BudgetLine(level=str(b.get("level", "warn")), metric=metric, metric_name=METRIC_NAMES.get(metric, metric),
+                      module=b.get("module") or None, value=int(b["value"]),
+                      base=int(b["base"]) if b.get("base") is not None else None,
+                      limit=str(b["limit"]) if b.get("limit") else None, rule=str(b.get("rule", "?")),
+                      message=str(b["message"]) if b.get("message") else None)
+
+
+def _errors(entry: Dict[str, Any]) -> List[ErrorLine]:
+    out = []
+    for e in entry.get("errors") or []:
+        labelled = error_label(entry, e)
+        if labelled is not None:
+            out.append(ErrorLine(labelled[0], labelled[1], bool(e.get("limit")), str(e.get("message", ""))))
+    return out
+
+
+def _figures(entry: Dict[str, Any]) -> Optional[Tuple[str, str, str]]:
+    stats = entry.get("head") or entry.get("base")
+    if not stats:
+        return None
+    return format_shape(stats.get("input_shape")), format_count(stats["flops"]), format_count(stats["params"])
+
+
+def _short_reason(r: Reason, prefix: str) -> Reason:
+    return r._replace(target=short(r.target, prefix)) if r.target else r
+
+
+def config_view(entry: Dict[str, Any], prefix: str, depth: Optional[int] = None) -> ConfigView:
+    depth_modules = depth_rows(entry, depth)
+    return ConfigView(
+        path=short(entry["path"], prefix),
+        old_path=short(entry["old_path"], prefix) if entry.get("old_path") else None,
+        fails=fails(entry), warns=warns(entry) or limited(entry), notes=status_notes(entry),
+        reasons=[_short_reason(reason_view(r), prefix) for r in indirect_reasons(entry)],
+        cells=number_cells(entry), stacked=[cell(entry, m, format_count, _stacked_pair) for m in METRICS],
+        modules=depth_modules or module_rows(entry), depth_modules=depth_modules,
+        where=where_rows(entry), where_more=where_more(entry),
+        metafile=[m._replace(file=short(m.file, prefix)) if m.file else m for m in metafile_lines(entry)],
+        budgets=[_budget_line(b) for b in entry.get("budgets") or []], errors=_errors(entry),
+        unsupported_ops=unsupported_ops(entry), uncalled=uncalled_by_side(entry),
+        warnings=warnings_by_message(entry), figures=_figures(entry))
+
+
+def _footer(report: Dict[str, Any], shown: Sequence[Dict[str, Any]]) -> Footer:
+    base, head = report.get("base") or {}, report.get("head") or {}
+    tool = report.get("tool") or {}
+    first = ("mcx-review", "torch", "fvcore")
+    names = [n for n in first if n in tool] + [n for n in tool if n not in first]
+    shape = report.get("shape")
+    shard = report.get("shard")
+    rev = str(base.get("rev") or "")
+    merge_base_with = rev
+    if re.fullmatch(r"[0-9a-fA-F]{40}", rev):  # a full SHA (the action passes the PR's base commit)
+        merge_base_with = "" if rev.lower() == str(base.get("sha") or "").lower() else rev[:7]
+    return Footer(base_sha=short_sha(base), base_rev=rev, merge_base_with=merge_base_with, head_sha=short_sha(head),
+                  head_rev=str(head.get("rev") or ""), head_kind=str(head.get("kind", "commit")),
+                  shape=format_shape(shape) if shape else None,
+                  shard=(int(shard[0]), int(shard[1])) if shard else None,
+                  tools=[(str(n), str(tool[n])) for n in names],
+                  tensor_forward=any("tensor" in forwards(c) for c in shown))
+
+
+def build(report: Dict[str, Any]) -> Display:
+    """The report as a :class:`Display`: every decision of what to show, made once."""
+    shown, unchanged = split_configs(report)
+    prefix = display_prefix(report.get("configs") or [])
+    depth = report.get("depth")
+    return Display(headline=headline(shown, unchanged),
+                   shown=[config_view(c, prefix, depth) for c in shown],
+                   unchanged=[config_view(c, prefix) for c in unchanged],
+                   prefix=prefix, depth=depth, footer=_footer(report, shown),
+                   metafile_problems=metafile_problems(report))

@@ -16,14 +16,11 @@ cut (:func:`cut_markup`) never ends inside an entity or leaves a tag open.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
-from mcx_review.units import ARROW, format_change, format_count, format_shape
-from mcx_review.render.display import (FAILED, METRIC_NAMES, METRICS, PENDING, Row, count_summary,  # noqa: F401
-                             depth_rows, display_prefix, error_label, fails, forwards, headline as view_headline,
-                             indirect_reasons, largest_flops_change, limited, metafile_lines, metafile_problems,
-                             module_rows, number_cells, reason_view, short, short_sha, split_configs, status_notes,
-                             uncalled_by_side, unsupported_ops, warnings_by_message, warns, where_more, where_rows)
+from mcx_review.render.display import (METRIC_NAMES, BudgetLine, ConfigView, Display, Footer, Headline, Reason, Row,
+                                       build)
+from mcx_review.units import ARROW, format_change, format_count
 
 FAIL_MARK = "\u274c"
 WARN_MARK = "\u26a0\ufe0f"
@@ -86,8 +83,7 @@ def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
 HEADER = "| config | input | FLOPs | params | activations |\n|---|---|---|---|---|"
 
 
-def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]]) -> str:
-    h = view_headline(shown, unchanged)
+def headline(h: Headline) -> str:
     n = h.unchanged
     parts = [h.summary or f"no change ({n} config{'s' if n != 1 else ''} reviewed, all unchanged)"]
     if h.top_change is not None:
@@ -103,35 +99,33 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
     return "### Model complexity: " + " \u00b7 ".join(parts)
 
 
-def reason_text(reason: str, prefix: str) -> str:
+def reason_text(r: Reason) -> str:
     """``inherits <code>X</code>``, ``uses <code>ResNet</code> (<code>file.py</code>)``."""
-    r = reason_view(reason)
     text = esc(r.word)
     if r.name:
-        text += " " + code(r.name) + (f" ({code(short(r.target, prefix))})" if r.target else "")
+        text += " " + code(r.name) + (f" ({code(r.target)})" if r.target else "")
     elif r.target:
-        text += " " + code(short(r.target, prefix))
+        text += " " + code(r.target)
     return text
 
 
-def _config_cell(entry: Dict[str, Any], prefix: str) -> str:
-    mark = f"{FAIL_MARK} " if fails(entry) else f"{WARN_MARK} " if warns(entry) or limited(entry) else ""
+def _config_cell(v: ConfigView) -> str:
+    mark = f"{FAIL_MARK} " if v.fails else f"{WARN_MARK} " if v.warns else ""
     notes: List[str] = []
-    if entry.get("old_path"):
-        notes.append(f"renamed from {code(short(entry['old_path'], prefix))}")
-    notes += [esc(n) for n in status_notes(entry)]
-    reasons = indirect_reasons(entry)
-    if reasons:
-        text = reason_text(reasons[0], prefix)
-        if len(reasons) > 1:
-            text += f" +{len(reasons) - 1} more"
+    if v.old_path:
+        notes.append(f"renamed from {code(v.old_path)}")
+    notes += [esc(n) for n in v.notes]
+    if v.reasons:
+        text = reason_text(v.reasons[0])
+        if len(v.reasons) > 1:
+            text += f" +{len(v.reasons) - 1} more"
         notes.append(text)
-    cell = mark + code(short(entry["path"], prefix))
+    cell = mark + code(v.path)
     return cell + ("<br><sub>" + " \u00b7 ".join(notes) + "</sub>" if notes else "")
 
 
-def table_row(entry: Dict[str, Any], prefix: str) -> str:
-    return "| " + " | ".join([_config_cell(entry, prefix)] + number_cells(entry)) + " |"
+def table_row(v: ConfigView) -> str:
+    return "| " + " | ".join([_config_cell(v)] + v.cells) + " |"
 
 
 def _rows_table(first: str, rows: Sequence[Row]) -> List[str]:
@@ -142,31 +136,28 @@ def _rows_table(first: str, rows: Sequence[Row]) -> List[str]:
     return lines
 
 
-def module_table(entry: Dict[str, Any], depth: Optional[int] = None) -> str:
+def module_table(v: ConfigView) -> str:
     """The per-module table of one config ('' when neither side has modules): top-level modules,
-    or every module to ``depth`` (``--depth``), then where it changed."""
-    rows = depth_rows(entry, depth) or module_rows(entry)
-    if not rows:
+    or every module to ``--depth``, then where it changed."""
+    if not v.modules:
         return ""
-    lines = _rows_table("module", rows)
-    lines.insert(2, "| **model** | " + " | ".join(number_cells(entry)[1:]) + " |")
-    where = where_rows(entry)
-    if where:
-        more = where_more(entry)
+    lines = _rows_table("module", v.modules)
+    lines.insert(2, "| **model** | " + " | ".join(v.cells[1:]) + " |")
+    if v.where:
         lines += ["", "Where it changed (deepest modules that differ, largest FLOPs change first"
-                  + (f"; {more} more" if more else "") + "):", ""]
-        lines += _rows_table("module", where)
+                  + (f"; {v.where_more} more" if v.where_more else "") + "):", ""]
+        lines += _rows_table("module", v.where)
     return "\n".join(lines)
 
 
-def module_details(configs: Sequence[Dict[str, Any]], prefix: str, depth: Optional[int] = None) -> List[str]:
+def module_details(configs: Sequence[ConfigView]) -> List[str]:
     """One folded per-module table per distinct table, in table order: configs with identical
     figures (a base file's inheritors) share one, named together in its summary."""
     groups: Dict[str, List[str]] = {}
-    for c in configs:
-        table = module_table(c, depth)
+    for v in configs:
+        table = module_table(v)
         if table:
-            groups.setdefault(table, []).append(short(c["path"], prefix))
+            groups.setdefault(table, []).append(v.path)
     out = []
     for table, names in groups.items():
         label = code(names[0]) + " by module"
@@ -177,67 +168,60 @@ def module_details(configs: Sequence[Dict[str, Any]], prefix: str, depth: Option
     return out
 
 
-def unchanged_block(unchanged: Sequence[Dict[str, Any]], prefix: str) -> str:
+def unchanged_block(unchanged: Sequence[ConfigView]) -> str:
     if not unchanged:
         return ""
     n = len(unchanged)
     lines = [f"<details><summary>{n} unchanged config{'s' if n != 1 else ''}</summary>", ""]
-    for c in unchanged:
-        stats = c.get("head") or c.get("base")
+    for v in unchanged:
         figures = ""
-        if stats:
-            figures = (f" \u00b7 {format_shape(stats.get('input_shape'))} \u00b7 {format_count(stats['flops'])} FLOPs"
-                       f" \u00b7 {format_count(stats['params'])} params")
-        reasons = indirect_reasons(c)
-        why = " \u00b7 " + reason_text(reasons[0], prefix) if reasons else ""
-        lines.append(f"- {code(short(c['path'], prefix))}{figures}{why}")
+        if v.figures:
+            shape, flops, params = v.figures
+            figures = f" \u00b7 {shape} \u00b7 {flops} FLOPs \u00b7 {params} params"
+        why = " \u00b7 " + reason_text(v.reasons[0]) if v.reasons else ""
+        lines.append(f"- {code(v.path)}{figures}{why}")
     lines += ["", "</details>"]
     return "\n".join(lines)
 
 
-def _breach_line(entry: Dict[str, Any], breach: Dict[str, Any], prefix: str) -> str:
-    level = breach.get("level", "warn")
-    mark = f"{FAIL_MARK} **fail**" if level == "fail" else f"{WARN_MARK} warn"
-    metric = METRIC_NAMES.get(breach.get("metric", ""), esc(breach.get("metric", "")))
-    what = metric + (f" of {code(breach['module'])}" if breach.get("module") else "")
-    value = format_count(int(breach["value"]))
-    if breach.get("base") is not None:
-        value = format_change(int(breach["base"]), int(breach["value"]))
-    line = f"- {mark} {code(short(entry['path'], prefix))}: {what} {value}"
-    if breach.get("limit"):
-        line += f", limit {code(breach['limit'])}"
-    line += f" (rule {code(breach.get('rule', '?'))})"
-    if breach.get("message"):
-        line += f": {esc(_clip(breach['message']))}"
+def _breach_line(v: ConfigView, b: BudgetLine) -> str:
+    mark = f"{FAIL_MARK} **fail**" if b.level == "fail" else f"{WARN_MARK} warn"
+    metric = b.metric_name if b.metric in METRIC_NAMES else esc(b.metric)
+    what = metric + (f" of {code(b.module)}" if b.module else "")
+    value = format_change(b.base, b.value) if b.base is not None else format_count(b.value)
+    line = f"- {mark} {code(v.path)}: {what} {value}"
+    if b.limit:
+        line += f", limit {code(b.limit)}"
+    line += f" (rule {code(b.rule)})"
+    if b.message:
+        line += f": {esc(_clip(b.message))}"
     return line
 
 
-def budgets_block(shown: Sequence[Dict[str, Any]], prefix: str) -> str:
-    lines = [_breach_line(c, b, prefix)
-             for level in ("fail", "warn") for c in shown for b in c.get("budgets") or []
-             if b.get("level", "warn") == level]
+def budgets_block(shown: Sequence[ConfigView]) -> str:
+    lines = [_breach_line(v, b) for level in ("fail", "warn") for v in shown for b in v.budgets if b.level == level]
     if not lines:
         return ""
     return "#### Budgets\n\n" + "\n".join(lines)
 
 
-def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str, problems: Sequence[str] = ()) -> str:
+def metafile_block(shown: Sequence[ConfigView], problems: Sequence[str] = ()) -> str:
     """The metafile verdicts of the shown configs: stale ones first, then legacy, fixed, missing
     or not compared entries; configs that agree in one line."""
     order = ("stale", "legacy", "fixed", "no entry", "not compared", "agrees")
     lines, agree = [], []
     for status in order:
-        for c in shown:
-            for line in metafile_lines(c):
+        for v in shown:
+            for line in v.metafile:
                 if line.status != status or (status == "agrees" and not line.details):
                     continue
-                mark = (f"{FAIL_MARK} " if fails(c) else f"{WARN_MARK} ") if status == "stale" else ""
-                where = f" ({code(line.name)} in {code(short(line.file, prefix))})" if line.name and line.file else ""
+                mark = (f"{FAIL_MARK} " if v.fails else f"{WARN_MARK} ") if status == "stale" else ""
+                where = f" ({code(line.name)} in {code(line.file)})" if line.name and line.file else ""
                 details = ": " + "; ".join(esc(d) for d in line.details) if line.details else ""
-                lines.append(f"- {mark}{code(short(c['path'], prefix))}: {esc(line.label)}{where}{details}")
-    for c in shown:
-        if any(line.status == "agrees" and not line.details for line in metafile_lines(c)):
-            agree.append(code(short(c["path"], prefix)))
+                lines.append(f"- {mark}{code(v.path)}: {esc(line.label)}{where}{details}")
+    for v in shown:
+        if any(line.status == "agrees" and not line.details for line in v.metafile):
+            agree.append(code(v.path))
     if agree:
         lines.append(f"- {len(agree)} config{'s agree' if len(agree) != 1 else ' agrees'} with its metafile entry "
                      f"at the entry's precision: " + ", ".join(agree[:10])
@@ -251,95 +235,79 @@ def metafile_block(shown: Sequence[Dict[str, Any]], prefix: str, problems: Seque
     return "#### Metafiles\n\n" + "\n".join(lines)
 
 
-def error_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
-    name = code(short(entry["path"], prefix))
+def error_lines(v: ConfigView) -> List[str]:
+    name = code(v.path)
     lines = []
-    for e in entry.get("errors") or []:
-        labelled = error_label(entry, e)
-        if labelled is None:
-            continue
-        label, failing = labelled
-        if failing:
-            lines.append(f"- {FAIL_MARK} {name} **{esc(label)}**: {code(_clip(e.get('message', '')))}")
-        elif e.get("limit"):
-            lines.append(f"- {WARN_MARK} {name} {esc(label)}: {code(_clip(e.get('message', '')))}")
+    for e in v.errors:
+        if e.failing:
+            lines.append(f"- {FAIL_MARK} {name} **{esc(e.label)}**: {code(_clip(e.message))}")
+        elif e.limit:
+            lines.append(f"- {WARN_MARK} {name} {esc(e.label)}: {code(_clip(e.message))}")
         else:
-            lines.append(f"- {name} {label}: {code(_clip(e.get('message', '')))}")
+            lines.append(f"- {name} {e.label}: {code(_clip(e.message))}")
     return lines
 
 
-def note_lines(entry: Dict[str, Any], prefix: str) -> List[str]:
+def note_lines(v: ConfigView) -> List[str]:
     """Ops fvcore did not count, modules never called, warnings: one config's lesser problems."""
-    name = code(short(entry["path"], prefix))
+    name = code(v.path)
     lines = []
-    ops = unsupported_ops(entry)
-    if ops:
-        lines.append(f"- {name} ops not counted: " + ", ".join(f"{code(op)} {n}" for op, n in ops))
-    for side, mods in uncalled_by_side(entry):
+    if v.unsupported_ops:
+        lines.append(f"- {name} ops not counted: " + ", ".join(f"{code(op)} {n}" for op, n in v.unsupported_ops))
+    for side, mods in v.uncalled:
         lines.append(f"- {name} modules never called ({side}): " + ", ".join(code(m) for m in mods))
-    for side, message in warnings_by_message(entry):
+    for side, message in v.warnings:
         lines.append(f"- {name} warning ({esc(side)}): {code(_clip(message))}")
     return lines
 
 
-def problems_block(configs: Sequence[Dict[str, Any]], prefix: str) -> str:
+def problems_block(configs: Sequence[ConfigView]) -> str:
     """Errors in the open; ops not counted and warnings folded (they are usually elementwise ops
     worth little and recur in every config)."""
-    errors = [line for c in configs for line in error_lines(c, prefix)]
-    notes = [line for c in configs for line in note_lines(c, prefix)]
+    errors = [line for v in configs for line in error_lines(v)]
+    notes = [line for v in configs for line in note_lines(v)]
     if not errors and not notes:
         return ""
     parts = ["#### Could not count", "\n".join(errors)]
     if notes:
-        n = sum(1 for c in configs if note_lines(c, prefix))
+        n = sum(1 for v in configs if note_lines(v))
         parts.append(f"<details><summary>Ops fvcore did not count, uncalled modules and warnings in {n} "
                      f"config{'s' if n != 1 else ''}</summary>\n\n" + "\n".join(notes) + "\n\n</details>")
     return "\n\n".join(p for p in parts if p)
 
 
-def problems_summary(configs: Sequence[Dict[str, Any]]) -> str:
-    errors = sum(1 for c in configs if c.get("errors"))
-    ops = sum(1 for c in configs if unsupported_ops(c))
-    warnings = sum(len(warnings_by_message(c)) for c in configs)
+def problems_summary(configs: Sequence[ConfigView]) -> str:
+    errors = sum(1 for v in configs if v.errors)
+    ops = sum(1 for v in configs if v.unsupported_ops)
+    warnings = sum(len(v.warnings) for v in configs)
     if not (errors or ops or warnings):
         return ""
     return (f"#### Could not count\n\n{errors} config(s) with errors, {ops} with ops fvcore did not count, "
             f"{warnings} warning(s); the list is left out to fit GitHub's comment limit (see the JSON report).")
 
 
-def footer(report: Dict[str, Any], prefix: str, tensor_forward: bool) -> str:
-    base, head = report.get("base") or {}, report.get("head") or {}
-    kind = head.get("kind", "commit")
-    base_text = f"base {code(short_sha(base))}"
-    rev = str(base.get("rev") or "")
-    if re.fullmatch(r"[0-9a-fA-F]{40}", rev):  # a full SHA (the action passes the PR's base commit)
-        rev = "" if rev.lower() == str(base.get("sha") or "").lower() else rev[:7]
-    if rev:
-        base_text += f" (merge-base with {code(rev)})"
-    if kind == "index":
-        head_text = f"head the index (staged changes) on {code(short_sha(head))}"
-    elif kind == "worktree":
-        head_text = f"head the working tree on {code(short_sha(head))}"
+def footer(f: Footer, prefix: str) -> str:
+    base_text = f"base {code(f.base_sha)}"
+    if f.merge_base_with:
+        base_text += f" (merge-base with {code(f.merge_base_with)})"
+    if f.head_kind == "index":
+        head_text = f"head the index (staged changes) on {code(f.head_sha)}"
+    elif f.head_kind == "worktree":
+        head_text = f"head the working tree on {code(f.head_sha)}"
     else:
-        head_text = f"head {code(short_sha(head))}"
-    shape = report.get("shape")
-    shapes = (f"Input forced to {format_shape(shape)}." if shape
-              else "Input shapes from each config's test pipeline.")
+        head_text = f"head {code(f.head_sha)}"
+    shapes = f"Input forced to {f.shape}." if f.shape else "Input shapes from each config's test pipeline."
     notes = ["FLOPs as fvcore counts them (one multiply-add = one FLOP) on <code>extract_feat</code>; "
              "the head's FLOPs are not included, its params are."]
-    if tensor_forward:
+    if f.tensor_forward:
         notes.append("Configs marked forward(mode='tensor') have no <code>extract_feat</code>: "
                      "measured on <code>forward(mode='tensor')</code>, head included.")
     notes.append(shapes)
     if prefix:
         notes.append(f"Paths under {code(prefix)}.")
-    if report.get("shard"):
-        k, n = report["shard"]
-        notes.append(f"Shard {int(k)}/{int(n)} only.")
-    tool = report.get("tool") or {}
-    names = [n for n in ("mcx-review", "torch", "fvcore") if n in tool] + [n for n in tool if n not in
-                                                                         ("mcx-review", "torch", "fvcore")]
-    tools = " \u00b7 ".join(f"{esc(n)} {esc(tool[n])}" for n in names)
+    if f.shard:
+        notes.append(f"Shard {f.shard[0]}/{f.shard[1]} only.")
+    tools = " \u00b7 ".join(f"{esc(n)} {esc(v)}" for n, v in f.tools)
     line = f"{base_text} {ARROW} {head_text}" + (f" \u00b7 {tools}" if tools else "")
     return "<sub>" + " ".join(notes) + " " + line + "</sub>"
 
@@ -362,23 +330,26 @@ def _fit(items: Sequence[str], budget: int, separator: int = 2) -> int:
     return n
 
 
-def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
+def render_markdown(report: Mapping[str, Any], *, max_chars: int = 65536) -> str:
     """The PR comment body (no hidden marker), at most ``max_chars`` characters."""
-    shown, unchanged = split_configs(report)
-    prefix = display_prefix(report.get("configs") or [])
-    tensor = any("tensor" in forwards(c) for c in shown)
-    foot = footer(report, prefix, tensor)
-    if not shown and not unchanged:
+    return format_markdown(build(report), max_chars=max_chars)
+
+
+def format_markdown(d: Display, *, max_chars: int = 65536) -> str:
+    """The display model as Markdown, at most ``max_chars`` characters."""
+    foot = footer(d.footer, d.prefix)
+    if d.empty:
         return _join(["### Model complexity: no config changes",
                       "No reviewed config is affected by this change.", foot])
 
-    head = headline(shown, unchanged)
-    rows = [table_row(c, prefix) for c in shown]
-    budgets = budgets_block(shown, prefix)
-    budgets = "\n\n".join(p for p in (budgets, metafile_block(shown, prefix, metafile_problems(report))) if p)
-    details = module_details(shown, prefix, report.get("depth"))
-    unchanged_full = unchanged_block(unchanged, prefix)
-    problems = problems_block(shown, prefix)  # an unchanged config's ops are not this change's
+    head = headline(d.headline)
+    rows = [table_row(v) for v in d.shown]
+    budgets = "\n\n".join(p for p in (budgets_block(d.shown), metafile_block(d.shown, d.metafile_problems))
+                          if p)
+    details = module_details(d.shown)
+    unchanged = d.unchanged
+    unchanged_full = unchanged_block(unchanged)
+    problems = problems_block(d.shown)  # an unchanged config's ops are not this change's
 
     def assemble(table_rows: List[str], dropped_rows: int, details_kept: int, unchanged_text: str,
                  problems_text: str) -> str:
@@ -411,7 +382,7 @@ def render_markdown(report: Dict[str, Any], *, max_chars: int = 65536) -> str:
     text = assemble(rows, 0, 0, unchanged_short, problems)
     if len(text) <= max_chars:
         return text
-    summary = problems_summary(shown)
+    summary = problems_summary(d.shown)
     text = assemble(rows, 0, 0, unchanged_short, summary)
     if len(text) <= max_chars:
         return text
@@ -457,5 +428,4 @@ def cut_markup(text: str, limit: int, note: str = "") -> str:
     return note[:limit]
 
 
-__all__ = ["render_markdown", "cut_markup", "esc", "code", "split_configs", "number_cells", "module_rows",
-           "largest_flops_change", "count_summary"]
+__all__ = ["render_markdown", "format_markdown", "cut_markup", "esc", "code"]

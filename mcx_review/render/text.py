@@ -9,20 +9,17 @@ read as rich markup.
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render.display import (METRICS, Row, cell, depth_rows, display_prefix, error_label, fails, headline,
-                             indirect_reasons, limited, metafile_lines, metafile_problems, reason_view, short,
-                             short_sha, split_configs, status_notes, uncalled_by_side, unsupported_ops,
-                             warnings_by_message, warns, where_more, where_rows)
-from mcx_review.units import ARROW, format_change, format_count, format_delta, format_shape, format_shapes
+from mcx_review.render.display import ConfigView, Display, Footer, Headline, Row, build
+from mcx_review.units import ARROW, format_count
 
-__all__ = ["render_text", "clean"]
+__all__ = ["render_text", "format_text", "clean", "wrap_path"]
 
 MAX_MESSAGE = 500
 NARROW = 90  # below this many columns the table leaves no room for config names: one block each
@@ -44,14 +41,8 @@ def clean(text: Any) -> str:
     return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE] + " \u2026"
 
 
-def _pair(base: Optional[int], head: Optional[int]) -> str:
-    if base is None or head is None or base == head:
-        return format_count(head if base is None else base)  # type: ignore[arg-type]
-    return f"{format_count(base)} {ARROW} {format_count(head)}\n{format_delta(base, head)}"
-
-
-def _number(entry: Dict[str, Any], metric: str) -> Text:
-    text = Text(cell(entry, metric, format_count, _pair))
+def _number(stacked: str) -> Text:
+    text = Text(stacked)
     first, _, second = text.plain.partition("\n")
     if second:  # the delta line: growth red, shrinkage green
         text.stylize("red" if second.startswith("+") else "green", len(first) + 1)
@@ -90,33 +81,32 @@ def wrap_path(path: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _config(entry: Dict[str, Any], prefix: str, width: int) -> Text:
-    mark = "\u2717 " if fails(entry) else "! " if warns(entry) or limited(entry) else ""
-    text = Text(mark, style="bold red" if fails(entry) else "yellow")
-    text.append(wrap_path(clean(short(entry["path"], prefix)), width - len(mark)), style="bold")
+def _config(v: ConfigView, width: int) -> Text:
+    mark = "\u2717 " if v.fails else "! " if v.warns else ""
+    text = Text(mark, style="bold red" if v.fails else "yellow")
+    text.append(wrap_path(clean(v.path), width - len(mark)), style="bold")
     notes: List[str] = []
-    if entry.get("old_path"):
-        notes.append("renamed from\n" + wrap_path(clean(short(entry["old_path"], prefix)), width))
-    notes += status_notes(entry)
-    reasons = indirect_reasons(entry)
-    if reasons:
-        r = reason_view(reasons[0])
-        more = f" +{len(reasons) - 1} more" if len(reasons) > 1 else ""
+    if v.old_path:
+        notes.append("renamed from\n" + wrap_path(clean(v.old_path), width))
+    notes += v.notes
+    if v.reasons:
+        r = v.reasons[0]
+        more = f" +{len(v.reasons) - 1} more" if len(v.reasons) > 1 else ""
         word = clean(r.word + (f" {r.name}" if r.name else ""))
-        target = wrap_path(clean(short(r.target, prefix)), width) if r.target else ""
+        target = wrap_path(clean(r.target), width) if r.target else ""
         notes.append(word + (f"\n({target})" if r.name and target else f"\n{target}" if target else "") + more)
     if notes:
         text.append("\n" + " \u00b7 ".join(notes), style="dim")
     return text
 
 
-def _blocks(console: Console, shown: List[Dict[str, Any]], prefix: str, width: int) -> None:
+def _blocks(console: Console, shown: List[ConfigView], width: int) -> None:
     """Narrow terminals: one block per config (its name, then one line per number)."""
-    for entry in shown:
-        console.print(_config(entry, prefix, width))
-        console.print(Text("  input       " + cell(entry, "input_shape", format_shape, format_shapes)))
-        for metric, name in zip(METRICS, ("FLOPs", "params", "activations")):
-            value = Text(cell(entry, metric, format_count, format_change))
+    for v in shown:
+        console.print(_config(v, width))
+        console.print(Text("  input       " + v.cells[0]))
+        for number, name in zip(v.cells[1:], ("FLOPs", "params", "activations")):
+            value = Text(number)
             if "(" in value.plain:  # the delta: growth red, shrinkage green
                 start = value.plain.index("(")
                 value.stylize("red" if value.plain[start + 1] == "+" else "green", start)
@@ -129,9 +119,8 @@ def _table_widths(rows: List[Any]) -> List[int]:
             for i, name in enumerate(("input", "FLOPs", "params", "activations"))]
 
 
-def _table(shown: List[Dict[str, Any]], prefix: str, width: int) -> Table:
-    rows = [(Text(cell(e, "input_shape", format_shape, format_shapes)), [_number(e, m) for m in METRICS])
-            for e in shown]
+def _table(shown: List[ConfigView], width: int) -> Table:
+    rows = [(Text(v.cells[0]), [_number(n) for n in v.stacked]) for v in shown]
     widths = _table_widths(rows)
     config_width = max(20, width - sum(widths) - 3 * 4)  # 3: padding, rule, padding between columns
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
@@ -139,13 +128,12 @@ def _table(shown: List[Dict[str, Any]], prefix: str, width: int) -> Table:
     table.add_column("input", no_wrap=True)
     for name in ("FLOPs", "params", "activations"):
         table.add_column(name, justify="right", no_wrap=True)
-    for entry, (shape, numbers) in zip(shown, rows):
-        table.add_row(_config(entry, prefix, config_width), shape, *numbers)
+    for v, (shape, numbers) in zip(shown, rows):
+        table.add_row(_config(v, config_width), shape, *numbers)
     return table
 
 
-def _headline(shown: List[Dict[str, Any]], unchanged: List[Dict[str, Any]]) -> Text:
-    h = headline(shown, unchanged)
+def _headline(h: Headline) -> Text:
     text = Text(h.summary or "no change", style="bold")
     if h.top_change is not None:
         text.append(f" \u00b7 largest FLOPs change {h.top_change} ({clean(h.top_name)})")
@@ -158,16 +146,13 @@ def _headline(shown: List[Dict[str, Any]], unchanged: List[Dict[str, Any]]) -> T
     return text
 
 
-def _revisions(report: Dict[str, Any]) -> Text:
-    base, head = report.get("base") or {}, report.get("head") or {}
-    kind = head.get("kind", "commit")
-    base_text = f"base {short_sha(base)}" + (f" ({clean(base['rev'])})" if base.get("rev") else "")
-    if kind == "commit":
-        head_text = f"head {short_sha(head)}" + (f" ({clean(head['rev'])})" if head.get("rev") else "")
+def _revisions(f: Footer) -> Text:
+    base_text = f"base {f.base_sha}" + (f" ({clean(f.base_rev)})" if f.base_rev else "")
+    if f.head_kind == "commit":
+        head_text = f"head {f.head_sha}" + (f" ({clean(f.head_rev)})" if f.head_rev else "")
     else:
-        head_text = f"head {'the index' if kind == 'index' else 'the working tree'} on {short_sha(head)}"
-    shape = report.get("shape")
-    note = f" \u00b7 input forced to {format_shape(shape)}" if shape else ""
+        head_text = f"head {'the index' if f.head_kind == 'index' else 'the working tree'} on {f.head_sha}"
+    note = f" \u00b7 input forced to {f.shape}" if f.shape else ""
     return Text(f"mcx-review \u00b7 {base_text} {ARROW} {head_text}{note}", style="dim")
 
 
@@ -208,39 +193,33 @@ def _section(console: Console, title: str, lines: List["Text | Line"], width: in
                 console.print(Text("  ").append_text(line), soft_wrap=not wrap)
 
 
-def _problems(shown: List[Dict[str, Any]], prefix: str) -> Dict[str, List["Text | Line"]]:
+def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
     out: Dict[str, List["Text | Line"]] = {"errors": [], "budgets": [], "metafiles": [], "not counted": [],
                                             "warnings": []}
-    for c in shown:  # an unchanged config's ops are not this change's
-        name = clean(short(c["path"], prefix))
-        for e in c.get("errors") or []:
-            labelled = error_label(c, e)
-            if labelled is None:
-                continue
-            label, failing = labelled
-            style = "red" if failing else "yellow" if e.get("limit") else ""
-            out["errors"].append(Text(f"{name}: {clean(label)}: ", style=style).append(clean(e.get("message", ""))))
-        for b in c.get("budgets") or []:
-            level = b.get("level", "warn")
-            value = format_count(int(b["value"]))
-            if b.get("base") is not None:
-                value = f"{format_count(int(b['base']))} {ARROW} {value}"
-            what = b.get("metric", "?") + (f" of {b['module']}" if b.get("module") else "")
-            line = Text(level.upper(), style="bold red" if level == "fail" else "yellow")
-            line.append(clean(f" {name}: {what} {value}, limit {b.get('limit', '?')} (rule {b.get('rule', '?')})"
-                              + (f": {b['message']}" if b.get("message") else "")))
+    for v in shown:  # an unchanged config's ops are not this change's
+        name = clean(v.path)
+        for e in v.errors:
+            style = "red" if e.failing else "yellow" if e.limit else ""
+            out["errors"].append(Text(f"{name}: {clean(e.label)}: ", style=style).append(clean(e.message)))
+        for b in v.budgets:
+            value = format_count(b.value)
+            if b.base is not None:
+                value = f"{format_count(b.base)} {ARROW} {value}"
+            what = (b.metric or "?") + (f" of {b.module}" if b.module else "")
+            line = Text(b.level.upper(), style="bold red" if b.level == "fail" else "yellow")
+            line.append(clean(f" {name}: {what} {value}, limit {b.limit or '?'} (rule {b.rule})"
+                              + (f": {b.message}" if b.message else "")))
             out["budgets"].append(line)
-        for m in metafile_lines(c):
-            where = f" ({clean(m.name)} in {clean(short(m.file, prefix))})" if m.name and m.file else ""
-            style = ("bold red" if fails(c) else "yellow") if m.status == "stale" else ""
+        for m in v.metafile:
+            where = f" ({clean(m.name)} in {clean(m.file)})" if m.name and m.file else ""
+            style = ("bold red" if v.fails else "yellow") if m.status == "stale" else ""
             out["metafiles"].append(Line(f"{name}: {m.label}{where}" + (":" if m.details else ""),
                                          [clean(d) for d in m.details], style=style, sep="; "))
-        ops = unsupported_ops(c)
-        if ops:
-            out["not counted"].append(Line(f"{name}:", [clean(f"{op} {n}") for op, n in ops]))
-        for side, mods in uncalled_by_side(c):
+        if v.unsupported_ops:
+            out["not counted"].append(Line(f"{name}:", [clean(f"{op} {n}") for op, n in v.unsupported_ops]))
+        for side, mods in v.uncalled:
             out["not counted"].append(Line(f"{name}: modules never called ({side}):", [clean(m) for m in mods]))
-        for side, message in warnings_by_message(c):
+        for side, message in v.warnings:
             out["warnings"].append(Text(clean(f"{name} ({side}): {message}")))
     out["budgets"].sort(key=lambda t: not t.plain.startswith("FAIL"))  # type: ignore[union-attr]
     out["metafiles"].sort(key=lambda line: line.style == "")  # type: ignore[union-attr]
@@ -254,50 +233,51 @@ def _module_lines(rows: List[Row]) -> List[Line]:
             for name, where, cells in rows]
 
 
-def _modules(shown: List[Dict[str, Any]], prefix: str, depth: Optional[int]) -> Dict[str, List["Text | Line"]]:
+def _modules(shown: List[ConfigView], depth: Optional[int]) -> Dict[str, List["Text | Line"]]:
     """Where it changed (every config measured at both sides) and, with ``--depth``, the module
     table to that depth."""
     out: Dict[str, List["Text | Line"]] = {"where it changed": [], "modules": []}
-    for c in shown:
-        name = clean(short(c["path"], prefix))
-        rows = where_rows(c)
-        if rows:
-            more = where_more(c)
-            out["where it changed"].append(Text(name + (f" (+{more} more modules differ)" if more else "")))
-            out["where it changed"] += _module_lines(rows)
-        table = depth_rows(c, depth) if depth else []
-        if table:
+    for v in shown:
+        name = clean(v.path)
+        if v.where:
+            out["where it changed"].append(Text(name + (f" (+{v.where_more} more modules differ)"
+                                                        if v.where_more else "")))
+            out["where it changed"] += _module_lines(v.where)
+        if v.depth_modules:
             out["modules"].append(Text(f"{name} (to depth {depth})"))
-            out["modules"] += _module_lines(table)
+            out["modules"] += _module_lines(v.depth_modules)
     return out
 
 
-def render_text(report: Dict[str, Any], *, color: bool, width: int = 100, wrap: bool = True) -> str:
+def render_text(report: Mapping[str, Any], *, color: bool, width: int = 100, wrap: bool = True) -> str:
     """The report for a terminal; ``color=False`` gives plain text without any escape code.
     ``wrap=False`` (not a terminal): free-text lines are never wrapped; lists of entries (ops,
     modules) still wrap at ``width``, only between entries."""
+    return format_text(build(report), color=color, width=width, wrap=wrap)
+
+
+def format_text(d: Display, *, color: bool, width: int = 100, wrap: bool = True) -> str:
+    """The display model as terminal text (see :func:`render_text`)."""
     console = Console(file=io.StringIO(), record=True, width=width, force_terminal=color, no_color=not color,
                       color_system="standard" if color else None, highlight=False, emoji=False, markup=False,
                       legacy_windows=False)
-    shown, unchanged = split_configs(report)
-    prefix = display_prefix(report.get("configs") or [])
-    console.print(_revisions(report))
-    if not shown and not unchanged:
+    console.print(_revisions(d.footer))
+    if d.empty:
         console.print(Text("no config changes: no reviewed config is affected by this change", style="bold"))
         return console.export_text(styles=color)
-    console.print(_headline(shown, unchanged))
-    if shown and width >= NARROW:
-        console.print(_table(shown, prefix, width))
-    elif shown:
-        _blocks(console, shown, prefix, width)
-    if unchanged:
-        names = [clean(short(c["path"], prefix)) for c in unchanged]
+    console.print(_headline(d.headline))
+    if d.shown and width >= NARROW:
+        console.print(_table(d.shown, width))
+    elif d.shown:
+        _blocks(console, d.shown, width)
+    if d.unchanged:
+        names = [clean(v.path) for v in d.unchanged]
         listed = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
-        console.print(Text(f"{len(unchanged)} unchanged: {listed}", style="dim"))
-    sections = {**_modules(shown, prefix, report.get("depth")), **_problems(shown, prefix)}
-    sections["metafiles"] += [Text(clean(f"could not read {p}"), style="yellow") for p in metafile_problems(report)]
+        console.print(Text(f"{len(d.unchanged)} unchanged: {listed}", style="dim"))
+    sections = {**_modules(d.shown, d.depth), **_problems(d.shown)}
+    sections["metafiles"] += [Text(clean(f"could not read {p}"), style="yellow") for p in d.metafile_problems]
     for title, lines in sections.items():
         _section(console, title, lines, width, wrap)
-    if prefix:
-        console.print(Text(f"paths under {clean(prefix)}", style="dim"))
+    if d.prefix:
+        console.print(Text(f"paths under {clean(d.prefix)}", style="dim"))
     return console.export_text(styles=color)
