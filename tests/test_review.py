@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from reference import assert_matches, get_flops_way
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.cli import main
 

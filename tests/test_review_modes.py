@@ -6,7 +6,7 @@ import sys
 
 from mmengine.config import Config
 from reference import assert_matches, get_flops_way
-from repos import LENET, ConfigRepo
+from helpers import LENET, ConfigRepo
 
 from mcx_review.select import config_files as impact
 from mcx_review import review as rv

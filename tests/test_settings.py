@@ -8,7 +8,7 @@ import pytest
 
 from mcx_review.select.config_files import discover_configs
 from mcx_review.settings import EXAMPLE, CommentSettings, Settings, SettingsError, load_settings, parse_limit
-from repos import shipped
+from helpers import shipped
 
 
 def test_defaults_without_a_file():

@@ -16,7 +16,7 @@ import pytest
 from mcx_review.render.markdown import render_markdown
 from mcx_review.render.text import render_text
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = sorted((GOLDEN / "render").glob("*.json"))
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from repos import ConfigRepo, shipped
+from helpers import ConfigRepo, shipped
 
 from mcx_review.metafile import files as metafile_files
 from mcx_review.report.validate import validate

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.select import revisions as gitrev
 

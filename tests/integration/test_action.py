@@ -26,9 +26,9 @@ import yaml
 from github_stub import GitHubStub, parse_outputs
 from mcx_review.github.comment import parse_marker
 from mcx_review.report.validate import load_validated
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "octo/models"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from reference import assert_matches, get_flops_way
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.cli import main
 from mcx_review.review import Options, run_review

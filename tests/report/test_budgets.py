@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from repos import ConfigRepo, shipped
+from helpers import ConfigRepo, shipped
 
 from mcx_review import review
 from mcx_review.report.budgets import budget_level, check_config, describe_breach, evaluate_budgets

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review import review as rv
 from mcx_review.measure.cache import cache_key, package_versions

@@ -11,7 +11,7 @@ from typing import Dict, List, Set
 
 import pytest
 from mmengine.config import Config
-from repos import ConfigRepo, shipped
+from helpers import ConfigRepo, shipped
 
 from mcx_review.select import config_files as impact
 from mcx_review.select.config_files import BaseGraph, CodeIndex

@@ -1,6 +1,6 @@
 """The worker pool keeps a review alive: a config that hangs or kills its process is one error
 record; the other configs are still answered, by a fresh worker."""
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.measure.pool import WorkerPool
 

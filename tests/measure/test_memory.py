@@ -7,7 +7,7 @@ import json
 import textwrap
 
 import pytest
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.cli import main
 from mcx_review.report.compare import SideResult, config_report, head_failed

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from repos import ConfigRepo, shipped
+from helpers import ConfigRepo, shipped
 
 from mcx_review.units import format_count
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 BIN = Path(sys.executable).parent
 PRE_COMMIT = BIN / "pre-commit"

@@ -21,7 +21,7 @@ from typing import List, Optional
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACTION_FILES = [ROOT / "action.yml", ROOT / "action" / "comment" / "action.yml"]
 WORKFLOW_FILES = sorted((ROOT / "action" / "workflows").glob("*.yml"))
 
