@@ -22,8 +22,8 @@ from mcx_review.measure.resolver import Limits, OnAnalysed, Resolver, Stats
 from mcx_review.metafile import files as metafile_files
 from mcx_review.report import module_tree
 from mcx_review.report.budgets import evaluate_budgets
-from mcx_review.report.compare import config_report, side_result
-from mcx_review.report.types import SCHEMA, SIDES, ConfigReport, Report
+from mcx_review.report.compare import SideResult, config_report, side_result
+from mcx_review.report.types import SCHEMA, SIDES, ConfigReport, Report, Side
 from mcx_review.select import hints, revisions
 from mcx_review.select.targets import Target, find_targets
 from mcx_review.settings import DEFAULT_SOURCE, Settings, load_settings
@@ -59,7 +59,7 @@ def read_change(repo: git.Repo, opts: Options, log: Log = quiet
     if hint:
         log(hint)
     if opts.files:
-        changes, unmatched = revisions.select_files(changes, opts.files, Path(str(repo.working_tree_dir)))
+        changes, unmatched = revisions.select_files(changes, opts.files, revisions.work_tree(repo))
         for line in hints.unmatched_files(repo, revs, unmatched):
             log(line)
     if opts.settings_path is not None:
@@ -78,7 +78,7 @@ def run_review(repo_dir: Path, opts: Options, log: Log = quiet, list_only: bool 
     repo = revisions.open_repo(repo_dir)
     revs, changes, settings = read_change(repo, opts, log)
     with contextlib.ExitStack() as stack:
-        trees = {s: stack.enter_context(revisions.materialise(repo, revs, s)) for s in SIDES}
+        trees: Dict[str, Path] = {s: stack.enter_context(revisions.materialise(repo, revs, s)) for s in SIDES}
         if settings != Settings():
             for line in hints.unmatched_globs(trees["head"], settings):
                 log(line)
@@ -120,19 +120,21 @@ def measure(targets: List[Target], resolver: Resolver, opts: Options, settings: 
     if todo.distinct:
         log(f"analysing {todo.distinct} distinct model(s) ({len(todo.work['base'])} base, "
             f"{len(todo.work['head'])} head)")
-    analysed = resolver.analyse(todo.work, progress)
+    def store(key: str, result: Dict[str, Any]) -> None:  # as each trace ends: an interrupted run resumes
+        if result.get("ok"):
+            cache.put(key, {"stats": result["stats"], "warnings": result.get("warnings", [])})
+
+    analysed = resolver.analyse(todo.work, progress, store)
     for side in SIDES:
         for k, r in analysed[side].items():
-            if r.get("ok"):
-                cache.put(k, {"stats": r["stats"], "warnings": r.get("warnings", [])})
             todo.cached.setdefault(k, r)
     resolver.stats.cache_hits = cache.hits
     return [_entry(t, resolver.results, todo, settings.limits) for t in targets]
 
 
 def _entry(t: Target, results: Dict[str, Dict[str, Dict[str, Any]]], todo: Plan, limits: str) -> ConfigReport:
-    sides = {}
-    pending = []
+    sides: Dict[str, SideResult] = {}
+    pending: List[Side] = []
     for side, p in sides_of(t):
         r = results[side].get(p) if p else None
         k = todo.keys.get((side, p)) if p else None

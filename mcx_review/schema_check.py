@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
@@ -74,10 +74,12 @@ def inline_refs(schema: Mapping[str, Any]) -> Any:
 
 
 def _json_kind(value: Any) -> str:
-    for name, test in (("null", lambda v: v is None), ("boolean", lambda v: isinstance(v, bool)),
-                       ("integer", lambda v: isinstance(v, int)), ("number", lambda v: isinstance(v, float)),
-                       ("string", lambda v: isinstance(v, str)), ("array", lambda v: isinstance(v, list)),
-                       ("object", lambda v: isinstance(v, dict))):
+    kinds: Tuple[Tuple[str, Callable[[Any], bool]], ...] = (
+        ("null", lambda v: v is None), ("boolean", lambda v: isinstance(v, bool)),
+        ("integer", lambda v: isinstance(v, int)), ("number", lambda v: isinstance(v, float)),
+        ("string", lambda v: isinstance(v, str)), ("array", lambda v: isinstance(v, list)),
+        ("object", lambda v: isinstance(v, dict)))
+    for name, test in kinds:
         if test(value):
             return name
     return type(value).__name__

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, Literal, Optional, Sequence, Tuple, Type, TypeVar
 
 import yaml
 
@@ -33,7 +33,7 @@ from mcx_review.report.types import METRICS
 
 DEFAULT_SOURCE = ".mcx-review.yaml"
 SCHEMA_PATH = Path(__file__).with_name("settings-schema.json")
-LEVELS = ("warn", "fail")
+LEVELS: Tuple[Literal["warn"], Literal["fail"]] = ("warn", "fail")
 BEHAVIORS = ("update", "new", "delete-and-new")
 IMPACTS = ("definitions", "files")
 
@@ -69,6 +69,8 @@ budgets:
 Shape = Tuple[int, int]
 Metric = Literal["flops", "params", "activations"]
 Level = Literal["warn", "fail"]
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound=str)
 
 
 class SettingsError(McxError, ValueError):
@@ -212,7 +214,7 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
     return Settings(**kw)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is Any: no stubs installed
     """SafeLoader that refuses duplicate keys (plain PyYAML keeps the last one silently)."""
 
 
@@ -229,7 +231,8 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Dict[
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen[key] = True
-    return loader.construct_mapping(node)
+    mapping: Dict[Any, Any] = loader.construct_mapping(node)  # PyYAML is untyped here
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -291,26 +294,26 @@ class _Parser:
     def fail(self, key: str, cause: str) -> SettingsError:
         return SettingsError(f"{self.source}: {key}: {cause}" if key else f"{self.source}: {cause}")
 
-    def typed(self, value: Any, key: str, kind: type, what: str) -> Any:
+    def typed(self, value: Any, key: str, kind: Type[_T], what: str) -> _T:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise self.fail(key, f"expected {what}, got {_show(value)}")
         return value
 
-    def mapping(self, value: Any, key: str, allowed: Optional[set]) -> Dict[Any, Any]:
+    def mapping(self, value: Any, key: str, allowed: Optional[AbstractSet[str]]) -> Dict[Any, Any]:
         what = "a mapping of settings" if not key else "a mapping"
-        value = self.typed(value, key, dict, what)
+        out = self.typed(value, key, dict, what)
         if allowed is not None:
-            for k in value:
+            for k in out:
                 if k not in allowed:
                     where = f"{key}.{k}" if key else str(k)
                     raise self.fail(where, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-        return value
+        return out
 
     def glob(self, value: Any, key: str) -> str:
-        value = self.typed(value, key, str, "a glob string")
-        if not value.strip():
+        text = self.typed(value, key, str, "a glob string")
+        if not text.strip():
             raise self.fail(key, "empty glob")
-        return value.strip()
+        return text.strip()
 
     def globs(self, value: Any, key: str, allow_empty: bool) -> Tuple[str, ...]:
         if value is None and allow_empty:
@@ -336,18 +339,18 @@ class _Parser:
                 raise self.fail(key, f"expected positive int sizes, got {_show(value)}")
         return (dims[0], dims[-1])
 
-    def choice(self, value: Any, key: str, options: Sequence[str]) -> str:
+    def choice(self, value: Any, key: str, options: Sequence[_S]) -> _S:
         if value not in options or not isinstance(value, str):
             expected = " or ".join(repr(o) for o in options) if len(options) == 2 \
                 else "one of " + ", ".join(repr(o) for o in options)
             raise self.fail(key, f"expected {expected}, got {_show(value)}")
-        return value
+        return options[options.index(value)]  # the option equal to value, typed as one
 
     def text(self, value: Any, key: str) -> str:
-        value = self.typed(value, key, str, "a string")
-        if not value.strip():
+        text = self.typed(value, key, str, "a string")
+        if not text.strip():
             raise self.fail(key, "expected a non-empty string")
-        return value.strip()
+        return text.strip()
 
     def comment(self, value: Any) -> CommentSettings:
         c = self.mapping(value, "comment", {"behavior", "tag", "login"})
@@ -376,9 +379,9 @@ class _Parser:
             raise self.fail(f"{key}.limit", str(exc)) from None
         limit = b["limit"].strip() if isinstance(b["limit"], str) else str(b["limit"])
         return Budget(
-            metric=metric,  # type: ignore[arg-type]
+            metric=metric,
             limit=limit, relative=relative, amount=amount, direction=direction,
-            level=self.choice(b["level"], f"{key}.level", LEVELS) if "level" in b else "fail",  # type: ignore[arg-type]
+            level=self.choice(b["level"], f"{key}.level", LEVELS) if "level" in b else "fail",
             module=self.text(b["module"], f"{key}.module") if b.get("module") is not None else None,
             configs=self.globs(b["configs"], f"{key}.configs", allow_empty=False) if "configs" in b else (),
             message=self.text(b["message"], f"{key}.message") if b.get("message") is not None else None,

@@ -51,7 +51,8 @@ def format_change(base: Optional[int], head: Optional[int]) -> str:
     if base is None and head is None:
         return DASH
     if base is None or head is None or base == head:
-        return format_count(head if base is None else base)  # type: ignore[arg-type]
+        one = head if base is None else base
+        return format_count(one) if one is not None else DASH
     return f"{format_count(base)} {ARROW} {format_count(head)} ({format_delta(base, head)})"
 
 

@@ -188,7 +188,7 @@ def test_head_settings_shapes_drive_a_real_review(tmp_path):
     import shutil
 
     from mcx_review import review
-    from repos import ConfigRepo
+    from helpers import ConfigRepo
 
     files = ["resnet/resnet18_8xb32_in1k.py", "_base_/models/resnet18.py", "_base_/datasets/imagenet_bs32.py",
              "_base_/schedules/imagenet_bs256.py", "_base_/default_runtime.py"]

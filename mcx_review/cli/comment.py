@@ -110,13 +110,15 @@ def pr_query(event: Mapping[str, Any], sha: Optional[str], head_repo: Optional[s
     by the run's head repository and branch and its ``pull_requests`` (when the SHA is the run's);
     None when neither a SHA nor a workflow_run event says anything."""
     run = github_env.workflow_run_pr(event)
-    if not sha and run is None:
-        return None
-    sha = (sha or run["head_sha"]).strip().lower()  # type: ignore[index]
-    same = run is not None and run["head_sha"] == sha
-    return PrQuery(sha, head_repo=head_repo or (run["head_repo"] if same else None),  # type: ignore[index]
-                   head_branch=head_branch or (run["head_branch"] if same else None),  # type: ignore[index]
-                   numbers=tuple(run["numbers"]) if same else ())  # type: ignore[index]
+    if not sha:
+        if run is None:
+            return None
+        sha = run["head_sha"]
+    sha = sha.strip().lower()
+    same = run if run is not None and run["head_sha"] == sha else None  # the run is the SHA's own
+    return PrQuery(sha, head_repo=head_repo or (same["head_repo"] if same else None),
+                   head_branch=head_branch or (same["head_branch"] if same else None),
+                   numbers=tuple(same["numbers"]) if same else ())
 
 
 def _setting(args: argparse.Namespace, key: str) -> Optional[str]:
@@ -145,7 +147,7 @@ def _fallback(report: Mapping[str, Any], env: Mapping[str, str]) -> None:
     """Where the comment could not go: the Markdown to stdout and the step summary."""
     from mcx_review.render.markdown import render_markdown
 
-    text = render_markdown(report)  # type: ignore[arg-type]
+    text = render_markdown(report)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
     github_env.append_step_summary(text, env)

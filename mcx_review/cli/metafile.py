@@ -14,8 +14,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
+from mcx_review.cli.options import parse_rss
 from mcx_review.errors import UsageError
 from mcx_review.log import Log, log, quiet
 from mcx_review.metafile import verdicts as metafile
@@ -40,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", dest="settings", type=Path, help="settings file (default: .mcx-review.yaml)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one analysis may take (600)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes")
+    p.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",
+                   help="memory one worker may hold, e.g. 3G (default: as for review)")
     p.add_argument("--cache-dir", type=Path, help="result cache (default ~/.cache/mcx-review)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -73,7 +76,7 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
         verdict = entry.get("metafile") or {}
         if verdict.get("status") == "stale":
             stale += 1
-        for rel, updates in metafile_files.planned_updates(entry).items():  # type: ignore[arg-type]
+        for rel, updates in metafile_files.planned_updates(entry).items():
             plan.setdefault(rel, {}).update(updates)
         for e in verdict.get("entries") or []:
             for c in e.get("checks") or []:
@@ -100,32 +103,37 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
 def _review(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
     from mcx_review import review
     from mcx_review.cli.options import default_jobs
-    from mcx_review.select.revisions import open_repo
+    from mcx_review.select.revisions import open_repo, work_tree
 
-    kind = "index" if args.staged else "worktree" if args.worktree else "commit"
+    kind: Literal["commit", "index", "worktree"] = "index" if args.staged else "worktree" if args.worktree else "commit"
     opts = review.Options(base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head,
                           head_kind=kind, timeout=args.timeout, jobs=args.jobs or default_jobs(),
-                          cache_dir=args.cache_dir, use_cache=not args.no_cache, settings_path=args.settings)
+                          cache_dir=args.cache_dir, use_cache=not args.no_cache, settings_path=args.settings,
+                          max_worker_rss=args.max_worker_rss)
     report, _, _ = review.run_review(args.repo, opts, log=_say(args))
-    root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
+    root = work_tree(open_repo(args.repo))
     return root, list(report.get("configs", []))  # type: ignore[arg-type]
 
 
-def _measure_files(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
-    """The named configs (and every config a named metafile lists), measured in the working tree."""
-    from mcx_review.measure.cache import ResultCache, cache_key, code_digest
+def _measure_files(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, Any]]]:
+    """The named configs (and every config a named metafile lists), measured in the working tree
+    by the review's own measure stage: the result cache as each trace ends, worker limits, one
+    trace per distinct model, progress."""
+    from mcx_review import review
     from mcx_review.cli.options import default_jobs
-    from mcx_review.select.revisions import open_repo
-    from mcx_review.select.config_files import CodeIndex
-    from mcx_review.measure.pool import WorkerPool
-    from mcx_review.settings import Settings, load_settings
+    from mcx_review.cli.progress import ProgressBar
+    from mcx_review.measure.resolver import Limits, Resolver
+    from mcx_review.select.revisions import open_repo, work_tree
+    from mcx_review.select.targets import Target
+    from mcx_review.settings import DEFAULT_SOURCE, Settings, load_settings
 
-    root = Path(open_repo(args.repo).working_tree_dir)  # type: ignore[arg-type]
-    path = args.settings or (root / ".mcx-review.yaml")
+    say = _say(args)
+    root = work_tree(open_repo(args.repo))
+    path = args.settings or (root / DEFAULT_SOURCE)
     settings = load_settings(path) if args.settings or path.is_file() else Settings()
     index = metafile_files.build_index(root, settings.configs)
     for problem in index.problems:
-        _say(args)(f"metafile: {problem}")
+        say(f"metafile: {problem}")
     configs: List[str] = []
     for f in args.files:
         rel = _relative(f, root)
@@ -137,42 +145,37 @@ def _measure_files(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]
         else:
             configs.append(rel)
     configs = list(dict.fromkeys(configs))
-    jobs = args.jobs or default_jobs()
-    cache = ResultCache(args.cache_dir, enabled=not args.no_cache)
+    opts = review.Options(timeout=args.timeout, jobs=max(1, min(args.jobs or default_jobs(), len(configs))),
+                          cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                          max_worker_rss=args.max_worker_rss)
+
+    def shape_for(config: str) -> Optional[List[int]]:
+        shape = settings.shape_for(config)
+        return list(shape) if shape else None
+
+    resolver = Resolver({"head": root}, Limits(opts.jobs, opts.timeout, opts.max_worker_rss), shape_for,
+                        cache_dir=opts.cache_dir, use_cache=opts.use_cache)
+    try:
+        measured = review.measure([Target(c, None, c, ["changed"]) for c in configs], resolver, opts, settings,
+                                  say, None if args.quiet else ProgressBar(say))
+    finally:
+        resolver.close()
     out: List[Dict[str, Any]] = []
-    with WorkerPool(root, max(1, min(jobs, len(configs)))) as pool:
-        resolved = pool.run([{"op": "resolve", "config": c, "shape": None} for c in configs], timeout=args.timeout)
-        code = CodeIndex.build(root)
-        todo, stats = [], {}
-        for c, r in zip(configs, resolved):
-            if not r.get("ok"):
-                _say(args)(f"{c}: {r.get('error')}")
-                continue
-            key = cache_key(r, code_digest(root, code.files_for_types(r["types"], r.get("custom_imports", ()))))
-            hit = cache.get(key)
-            if hit is not None:
-                stats[c] = hit["stats"]
-            else:
-                todo.append((c, key))
-        results = pool.run([{"op": "analyse", "config": c, "shape": None} for c, _ in todo], timeout=args.timeout)
-        for (c, key), r in zip(todo, results):
-            if r.get("ok"):
-                cache.put(key, {"stats": r["stats"], "warnings": r.get("warnings", [])})
-                stats[c] = r["stats"]
-            else:
-                _say(args)(f"{c}: {r.get('error')}")
-    for c in configs:
-        published = [{**e, "base": None} for e in index.entries(c)]
-        if c not in stats:
+    for entry in measured:
+        c, stats = entry["path"], entry.get("head")
+        for e in entry.get("errors") or []:
+            say(f"{c}: {e['message']}")
+        if stats is None:
             continue
+        published = [{**e, "base": None} for e in index.entries(c)]
         if not published:
-            _say(args)(f"{c}: no metafile entry names this config")
+            say(f"{c}: no metafile entry names this config")
             continue
         shape = settings.shape_for(c)
-        v = metafile.verdict(stats[c], None, published, "warn",
+        v = metafile.verdict(stats, None, published, "warn",
                              note=f"{metafile.FORCED} {shape[0]}\u00d7{shape[1]}" if shape else None,
                              compare=not shape)
-        out.append({"path": c, "status": "changed", "head": stats[c], "metafile": v})
+        out.append({"path": c, "status": "changed", "head": stats, "metafile": v})
     return root, out
 
 

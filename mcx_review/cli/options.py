@@ -15,7 +15,7 @@ MAX_SIDE = 4096  # pixels: beyond this a trace takes more memory than a CI runne
 class Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (and exit 2), not usage text plus an error."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> "NoReturn":
         prog = "mcx-review" if self.prog == "mcx-review review" else self.prog
         self.exit(EXIT_USAGE, f"mcx-review: error: {message} (see: {prog} --help)\n")
 
@@ -49,7 +49,7 @@ def join_shape(args: List[str]) -> List[str]:
     return out
 
 
-def _size(text: str) -> int:
+def parse_rss(text: str) -> int:
     from mcx_review.measure.memory import parse_size
 
     try:
@@ -97,7 +97,7 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
                    "of the head revision)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="seconds one analysis may take (600)")
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="worker processes (default: by cores and memory)")
-    p.add_argument("--max-worker-rss", type=_size, default=None, metavar="SIZE",
+    p.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",
                    help="memory one worker may hold, e.g. 3G or 2500M (default: 80%% of the machine's "
                         "memory shared by the workers, at most 3G); a worker past it is replaced after "
                         "its job, and a model that needs more runs alone")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Literal
 
 from mcx_review import deliver, review
 from mcx_review.cli.options import default_jobs
@@ -24,7 +25,7 @@ def pathspec(arg: str, root: Path) -> str:
 
 
 def options(args: argparse.Namespace, root: Path) -> review.Options:
-    kind = "index" if args.staged else "worktree" if args.worktree else "commit"
+    kind: Literal["commit", "index", "worktree"] = "index" if args.staged else "worktree" if args.worktree else "commit"
     return review.Options(
         base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head, head_kind=kind,
         files=[pathspec(f, root) for f in args.files], shape=args.shape, timeout=args.timeout,
@@ -34,7 +35,7 @@ def options(args: argparse.Namespace, root: Path) -> review.Options:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = Path(revisions.open_repo(args.repo).working_tree_dir or args.repo)
+    root = revisions.work_tree(revisions.open_repo(args.repo))
     opts = options(args, root)
     say = quiet if args.quiet else log
     progress = None if args.quiet else ProgressBar(say)

@@ -150,7 +150,7 @@ def compose_body(report: Mapping[str, Any], tag: str, head_sha: Optional[str],
 
     text = ""
     for _ in range(3):
-        text = neutralise_mentions(render_markdown(report, max_chars=room))  # type: ignore[arg-type]
+        text = neutralise_mentions(render_markdown(report, max_chars=room))
         if len(head) + len(text) <= max_chars:
             break
         room -= len(head) + len(text) - max_chars

@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, TypedDict
 
 # GitHub refuses step summaries over 1 MiB per step; stay under it with room for other writers.
 SUMMARY_LIMIT = 1000 * 1024
@@ -57,7 +57,15 @@ def pr_number(event: Mapping[str, Any]) -> Optional[int]:
     return None
 
 
-def workflow_run_pr(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+class WorkflowRun(TypedDict):
+    """What :func:`workflow_run_pr` reads from a ``workflow_run`` event."""
+    head_sha: str
+    head_repo: Optional[str]
+    head_branch: Optional[str]
+    numbers: List[int]
+
+
+def workflow_run_pr(event: Mapping[str, Any]) -> Optional[WorkflowRun]:
     """What a ``workflow_run`` event says about the PR that triggered the run -- all of it
     written by GitHub, none by PR code: ``head_sha``, ``head_repo`` (full name), ``head_branch``
     and ``numbers``, the ``pull_requests`` entries whose head is the run's head (empty for fork
@@ -71,7 +79,7 @@ def workflow_run_pr(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     repo = run.get("head_repository")
     full_name = repo.get("full_name") if isinstance(repo, dict) else None
     branch = run.get("head_branch")
-    numbers = []
+    numbers: List[int] = []
     for pr in run.get("pull_requests") or []:
         if not isinstance(pr, dict):
             continue

@@ -14,7 +14,7 @@ import tempfile
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, cast
 
 from mcx_review import __version__
 from mcx_review.report.types import SCHEMA
@@ -79,7 +79,7 @@ class ResultCache:
         if not self.enabled:
             return None
         try:
-            value = json.loads(self._path(key).read_text(encoding="utf-8"))
+            value = cast(Dict[str, Any], json.loads(self._path(key).read_text(encoding="utf-8")))
         except (OSError, ValueError):
             return None
         self.hits += 1

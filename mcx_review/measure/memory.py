@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import threading
-from typing import Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 GiB = 1 << 30
 CAP = 3 * GiB  # no worker above this by default: the target for a review of many configs
@@ -74,7 +74,7 @@ class Gate:
         self._running = 0
         self._alone = False
         self._waiting_alone = 0
-        self.on_alone: list = []
+        self.on_alone: List[Callable[[], None]] = []
 
     @property
     def busy(self) -> int:

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from mcx_review.report.types import SIDES
+from mcx_review.report.types import SIDES, Side
 from mcx_review.select.targets import Target
 
 Result = Dict[str, Any]
@@ -41,7 +41,7 @@ def _same_model(a: Result, b: Result) -> bool:
     return all(a.get(k) == b.get(k) for k in ("scope", "model", "shape_spec"))
 
 
-def sides_of(t: Target) -> Tuple[Tuple[str, Optional[str]], ...]:
+def sides_of(t: Target) -> Tuple[Tuple[Side, Optional[str]], ...]:
     return (("base", t.base_path), ("head", t.head_path))
 
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, cast
 
 from mcx_review.measure.memory import Gate, format_size, read_rss
 
@@ -97,7 +97,7 @@ class _Worker:
                 out["error"] = (f"the worker process died (exit code {code}) while analysing; "
                                 f"last lines of its log: {self.tail()}")
             return out
-        return json.loads(line)
+        return cast(Result, json.loads(line))  # the worker's result line
 
     def tail(self, n: int = 3) -> str:
         self._log.flush()

@@ -62,9 +62,9 @@ class Resolver:
         self.limits = limits
         self.shape_for = shape_for
         self.static = {s: RevisionIndex(trees[s]) for s in trees}
-        per_side = max(1, limits.jobs // 2)
-        threads = max(1, (os.cpu_count() or 1) // (2 * per_side))
-        self.max_rss = limits.max_worker_rss or default_max_rss(2 * per_side)  # both sides run at once
+        per_side = max(1, limits.jobs // len(trees))
+        threads = max(1, (os.cpu_count() or 1) // (len(trees) * per_side))
+        self.max_rss = limits.max_worker_rss or default_max_rss(len(trees) * per_side)  # the sides run at once
         gate = Gate()  # one per review: a job run alone has neither revision's analyses beside it
         self.pools = {s: WorkerPool(trees[s], per_side, threads=threads, max_rss=self.max_rss, gate=gate)
                       for s in trees}
@@ -127,16 +127,25 @@ class Resolver:
         r = self.results[side][path]
         return cache_key(r, code_digest(self.trees[side], self.used(side, path)))
 
-    def analyse(self, work: Work, progress: Optional[OnAnalysed] = None) -> Dict[str, Dict[str, Result]]:
-        """Each key of ``work`` analysed once, both sides in parallel (each in its own processes)."""
+    def analyse(self, work: Work, progress: Optional[OnAnalysed] = None,
+                store: Optional[Callable[[str, Result], None]] = None) -> Dict[str, Dict[str, Result]]:
+        """Each key of ``work`` analysed once, both sides in parallel (each in its own processes);
+        ``store(key, result)`` as each analysis ends (so an interrupted run keeps what it measured)."""
         out: Dict[str, Dict[str, Result]] = {s: {} for s in SIDES}
 
         def run_side(side: str) -> None:
             keys = sorted(work[side])
+            key_of = {work[side][k][0]: k for k in keys}  # a config has one key per side
             jobs = [{"op": "analyse", "config": work[side][k][0], "shape": self.shape_for(work[side][k][0])}
                     for k in keys]
-            cb = (lambda job, res: progress(side, job["config"], res)) if progress else None
-            for k, r in zip(keys, self.pools[side].run(jobs, timeout=self.limits.timeout, progress=cb)):
+
+            def done(job: Dict[str, Any], result: Result) -> None:
+                if store is not None:
+                    store(key_of[job["config"]], result)
+                if progress is not None:
+                    progress(side, job["config"], result)
+
+            for k, r in zip(keys, self.pools[side].run(jobs, timeout=self.limits.timeout, progress=done)):
                 out[side][k] = r
 
         threads = [threading.Thread(target=run_side, args=(s,)) for s in SIDES if work[s]]

@@ -22,6 +22,7 @@ import yaml
 from mcx_review.errors import McxError
 from mcx_review.globs import literal_dirs
 from mcx_review.metafile.verdicts import METRICS
+from mcx_review.report.types import ConfigReport
 
 KEYS = dict(METRICS)  # "flops" -> "FLOPs"
 MAX_BYTES = 8 * 1024 * 1024
@@ -109,7 +110,9 @@ def read_entries(root: Path, rel: str) -> Tuple[List[Dict[str, Any]], List[str]]
         config = m.get("Config")
         if not isinstance(config, str) or not config.strip():
             continue  # an entry without a config (e.g. weights only) names nothing to check
-        meta = m.get("Metadata") if isinstance(m.get("Metadata"), dict) else {}
+        meta = m.get("Metadata")
+        if not isinstance(meta, dict):
+            meta = {}
         out.append({"file": rel, "name": str(m.get("Name", f"Models[{i}]")), "config": _norm(config),
                     **{metric: _plain(meta.get(key)) for metric, key in METRICS}})
     return out, problems
@@ -132,7 +135,7 @@ def build_index(root: Path, config_globs: Sequence[str] = ("configs/**/*.py",)) 
 
 # ---------------------------------------------------------------- the review's verdicts
 
-def attach(entries: List[Dict[str, Any]], trees: Dict[str, Path], settings: Any,
+def attach(entries: Sequence[ConfigReport], trees: Dict[str, Path], settings: Any,
            forced: Optional[Sequence[int]]) -> List[str]:
     """Set each config's ``metafile`` verdict (in place); returns problems reading metafiles.
     Nothing is attached when the head revision has no metafile."""
@@ -196,7 +199,7 @@ def _positions(text: str, rel: str) -> Dict[Tuple[str, str], Tuple[int, int]]:
     out: Dict[Tuple[str, str], Tuple[int, int]] = {}
     for m in (data or {}).get("Models") or []:
         meta = m.get("Metadata") if hasattr(m, "get") else None
-        if not hasattr(meta, "lc"):
+        if meta is None or not hasattr(meta, "lc"):
             continue
         for key in KEYS.values():
             if key in meta:

@@ -25,12 +25,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
 
+from mcx_review.report.types import MetafileVerdict
 from mcx_review.units import format_count, format_percent
 
+EntryStatus = Literal["agrees", "fixed", "legacy", "stale"]
+
 METRICS = (("flops", "FLOPs"), ("params", "Parameters"))  # report metric, metafile key
-SEVERITY = ("agrees", "fixed", "legacy", "stale")  # worst last
+SEVERITY: Tuple[EntryStatus, ...] = ("agrees", "fixed", "legacy", "stale")  # worst last
 LEVELS = ("warn", "fail", "off")
 METRIC_KEYS = dict(METRICS)
 FORCED = "input forced to"  # the note of a config measured at a forced input size
@@ -151,7 +154,7 @@ def _as_text(raw: Any) -> str:
     return text if len(text) <= 100 else text[:99] + "\u2026"
 
 
-def entry_status(checks: Sequence[Mapping[str, Any]]) -> str:
+def entry_status(checks: Sequence[Mapping[str, Any]]) -> EntryStatus:
     counted = [c for c in checks if "agrees" in c]
     wrong = [c for c in counted if not c["agrees"]]
     if not wrong:
@@ -159,18 +162,18 @@ def entry_status(checks: Sequence[Mapping[str, Any]]) -> str:
     return "legacy" if all(c.get("base_agrees") is False for c in wrong) else "stale"
 
 
-def worst(statuses: Sequence[str]) -> str:
+def worst(statuses: Sequence[EntryStatus]) -> EntryStatus:
     return max(statuses, key=SEVERITY.index)
 
 
 def verdict(head: Optional[Mapping[str, Any]], base: Optional[Mapping[str, Any]],
-            published: Sequence[Mapping[str, Any]], level: str, *, note: Optional[str] = None,
-            compare: bool = True) -> Dict[str, Any]:
+            published: Sequence[Mapping[str, Any]], level: Optional[Literal["warn", "fail"]], *,
+            note: Optional[str] = None, compare: bool = True) -> MetafileVerdict:
     """One config's verdict. ``published``: its metafile entries at head, each
     ``{"file", "name", "config", "flops", "params", "base": {"flops", "params"} | None}`` (raw
     values as written; ``base`` the same entry at base, matched by file and name). ``head`` /
     ``base``: the measured stats (None when not measured)."""
-    out: Dict[str, Any] = {"status": "no entry", "level": level, "note": note, "entries": []}
+    out: MetafileVerdict = {"status": "no entry", "level": level, "note": note, "entries": []}
     for pub in published:
         base_pub = pub.get("base") or {}
         checks = []
@@ -195,7 +198,7 @@ def verdict(head: Optional[Mapping[str, Any]], base: Optional[Mapping[str, Any]]
     return out
 
 
-def recompute(entry: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+def recompute(entry: Mapping[str, Any]) -> Optional[MetafileVerdict]:
     """The config's verdict again from its own inputs (after ``merge`` joined the sides)."""
     old = entry.get("metafile")
     if not old:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mcx_review.metafile import verdicts as metafile
 from mcx_review.report import module_tree
@@ -27,23 +27,23 @@ PENDING = "\u2026"  # in a number cell: another shard measures this side
 Row = Tuple[str, Optional[str], List[str]]  # (module, 'base only' / 'head only' / None, [FLOPs, params, activations])
 
 
-def side_has_error(entry: Dict[str, Any], side: str) -> bool:
+def side_has_error(entry: Mapping[str, Any], side: str) -> bool:
     return any(e.get("side") == side for e in entry.get("errors") or [])
 
 
-def fails(entry: Dict[str, Any]) -> bool:
+def fails(entry: Mapping[str, Any]) -> bool:
     """Fails the review: newly broken at head, a budget at fail level, or a metafile left stale
     with ``metafile: fail``."""
-    return (head_failed(entry) or any(b.get("level") == "fail" for b in entry.get("budgets") or [])  # type: ignore[arg-type]
+    return (head_failed(entry) or any(b.get("level") == "fail" for b in entry.get("budgets") or [])
             or metafile.fails(entry))
 
 
-def limited(entry: Dict[str, Any]) -> bool:
+def limited(entry: Mapping[str, Any]) -> bool:
     """A resource limit (timeout, killed worker) kept a side from being counted: a warning."""
     return bool(limit_of(entry, "head") or limit_of(entry, "base"))
 
 
-def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[str, bool]]:
+def error_label(entry: Mapping[str, Any], error: Mapping[str, Any]) -> Optional[Tuple[str, bool]]:
     """(how to call one error, whether it fails the review); None when another line says it."""
     limit = error.get("limit")
     if limit:  # compared by category, not by text: one line when both sides hit a limit
@@ -67,12 +67,12 @@ def error_label(entry: Dict[str, Any], error: Dict[str, Any]) -> Optional[Tuple[
     return ("failed at base" if messages["head"] else "failed at base (the change fixes it)"), False
 
 
-def warns(entry: Dict[str, Any]) -> bool:
+def warns(entry: Mapping[str, Any]) -> bool:
     """A warning: a budget at warn level or a metafile left stale (``metafile: warn``)."""
     return any(b.get("level") == "warn" for b in entry.get("budgets") or []) or metafile.warns(entry)
 
 
-def relative_flops_change(entry: Dict[str, Any]) -> Optional[float]:
+def relative_flops_change(entry: Mapping[str, Any]) -> Optional[float]:
     base, head = entry.get("base"), entry.get("head")
     if not base or not head:
         return None
@@ -82,7 +82,7 @@ def relative_flops_change(entry: Dict[str, Any]) -> Optional[float]:
     return abs(change) / int(base["flops"]) if base["flops"] else float("inf")
 
 
-def _order(entry: Dict[str, Any]) -> Tuple[int, float, bool, str]:
+def _order(entry: Mapping[str, Any]) -> Tuple[int, float, bool, str]:
     """Failures first, then the largest relative FLOPs change (an edited config before the ones
     inheriting the same change), then added, removed; by path."""
     rel = relative_flops_change(entry)
@@ -90,7 +90,7 @@ def _order(entry: Dict[str, Any]) -> Tuple[int, float, bool, str]:
     return group, -(rel or 0.0), "changed" not in (entry.get("reasons") or []), entry.get("path", "")
 
 
-def split_configs(report: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+def split_configs(report: Mapping[str, Any]) -> Tuple[List[Mapping[str, Any]], List[Mapping[str, Any]]]:
     """(configs to show in the table, ordered; unchanged configs, by path)."""
     configs = report.get("configs") or []
     shown = sorted((c for c in configs if c.get("status") != "unchanged"), key=_order)
@@ -98,7 +98,7 @@ def split_configs(report: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[Di
     return shown, unchanged
 
 
-def largest_flops_change(configs: Iterable[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def largest_flops_change(configs: Iterable[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     """The measured-on-both-sides config whose FLOPs moved most (relative, then absolute)."""
     best, best_key = None, None
     for c in configs:
@@ -111,18 +111,18 @@ def largest_flops_change(configs: Iterable[Dict[str, Any]]) -> Optional[Dict[str
     return best
 
 
-def flops_change_text(entry: Dict[str, Any]) -> str:
+def flops_change_text(entry: Mapping[str, Any]) -> str:
     base, head = int(entry["base"]["flops"]), int(entry["head"]["flops"])
     return format_percent(head - base, base) if base else format_delta(base, head)
 
 
-def count_summary(configs: Sequence[Dict[str, Any]]) -> str:
+def count_summary(configs: Sequence[Mapping[str, Any]]) -> str:
     """``'3 configs changed, 1 added, 1 could not be counted'`` (unchanged not included; an error
     at base only reads "fixed")."""
     order = (("changed", "changed"), ("renamed", "renamed"), ("added", "added"), ("removed", "removed"),
              ("fixed", "fixed"), ("error", "could not be counted"))
 
-    def status(c: Dict[str, Any]) -> str:  # "fixed": broken at base only, counted at head
+    def status(c: Mapping[str, Any]) -> str:  # "fixed": broken at base only, counted at head
         if c.get("status") == "error" and not side_has_error(c, "head") and not limit_of(c, "base"):
             return "fixed"
         return str(c.get("status"))
@@ -139,9 +139,9 @@ def count_summary(configs: Sequence[Dict[str, Any]]) -> str:
     return ", ".join([head] + [f"{n} {words}" for n, words in rest])
 
 
-def display_prefix(configs: Sequence[Dict[str, Any]]) -> str:
+def display_prefix(configs: Sequence[Mapping[str, Any]]) -> str:
     """The first directory every config path shares (``configs/``), left out of the table."""
-    paths = [p for c in configs for p in (c.get("path"), c.get("old_path")) if p]
+    paths: List[str] = [p for c in configs for p in (c.get("path"), c.get("old_path")) if p]
     if not paths:
         return ""
     first = paths[0].split("/", 1)[0]
@@ -190,17 +190,17 @@ def reason_parts(reason: str) -> Tuple[str, Optional[str]]:
     return reason, None
 
 
-def indirect_reasons(entry: Dict[str, Any]) -> List[str]:
+def indirect_reasons(entry: Mapping[str, Any]) -> List[str]:
     """Reasons other than the config itself being edited (the interesting ones)."""
     return [r for r in entry.get("reasons") or [] if r != "changed"]
 
 
-def _value(entry: Dict[str, Any], side: str, key: str) -> Any:
+def _value(entry: Mapping[str, Any], side: str, key: str) -> Any:
     stats = entry.get(side)
     return stats.get(key) if stats else None
 
 
-def _side_mark(entry: Dict[str, Any], side: str) -> Optional[str]:
+def _side_mark(entry: Mapping[str, Any], side: str) -> Optional[str]:
     if entry.get(side) is None:
         if side_has_error(entry, side):
             return FAILED
@@ -209,7 +209,7 @@ def _side_mark(entry: Dict[str, Any], side: str) -> Optional[str]:
     return None
 
 
-def cell(entry: Dict[str, Any], key: str, fmt_one: Callable[[Any], str],
+def cell(entry: Mapping[str, Any], key: str, fmt_one: Callable[[Any], str],
          fmt_pair: Callable[[Any, Any], str]) -> str:
     """One number cell; a side that failed (``✗``) or is pending (``…``) shows as such."""
     base, head = _value(entry, "base", key), _value(entry, "head", key)
@@ -221,7 +221,7 @@ def cell(entry: Dict[str, Any], key: str, fmt_one: Callable[[Any], str],
     return fmt_pair(base, head)
 
 
-def number_cells(entry: Dict[str, Any]) -> List[str]:
+def number_cells(entry: Mapping[str, Any]) -> List[str]:
     """[input, FLOPs, params, activations] for one config: ``base → head (Δ, %)``, one value when
     equal or one-sided, ``✗`` for a side that could not be counted, ``…`` for a pending one."""
     cells = [cell(entry, "input_shape", format_shape, format_shapes)]
@@ -230,7 +230,7 @@ def number_cells(entry: Dict[str, Any]) -> List[str]:
     return cells
 
 
-def module_rows(entry: Dict[str, Any]) -> List[Tuple[str, Optional[str], List[str]]]:
+def module_rows(entry: Mapping[str, Any]) -> List[Tuple[str, Optional[str], List[str]]]:
     """(module name, 'base only'/'head only'/None, [FLOPs, params, activations]) per top-level
     module, head order then base-only ones; an uncalled module's FLOPs/activations read ``–``."""
     bmods = (entry.get("base") or {}).get("modules") or {}
@@ -258,7 +258,7 @@ def _module_rank(name: str) -> int:
     return _MODULE_ORDER.index(name) if name in _MODULE_ORDER else len(_MODULE_ORDER)
 
 
-def _module_value(mod: Optional[Dict[str, Any]], metric: str) -> "int | str | None":
+def _module_value(mod: Optional[Mapping[str, Any]], metric: str) -> "int | str | None":
     if mod is None:
         return None
     if metric != "params" and not mod.get("called", True):
@@ -266,13 +266,13 @@ def _module_value(mod: Optional[Dict[str, Any]], metric: str) -> "int | str | No
     return int(mod.get(metric, 0))
 
 
-def numbers_cells(b: Optional[Dict[str, Any]], h: Optional[Dict[str, Any]]) -> List[str]:
+def numbers_cells(b: Optional[Mapping[str, Any]], h: Optional[Mapping[str, Any]]) -> List[str]:
     """[FLOPs, params, activations] cells of one module, base numbers ``b`` and head ``h``
     (either None where the module is absent), as the module table shows them."""
     return [_module_cell(b, h, m) for m in METRICS]
 
 
-def _module_cell(b: Optional[Dict[str, Any]], h: Optional[Dict[str, Any]], metric: str) -> str:
+def _module_cell(b: Optional[Mapping[str, Any]], h: Optional[Mapping[str, Any]], metric: str) -> str:
     bv, hv = _module_value(b, metric), _module_value(h, metric)
     if isinstance(bv, str) or isinstance(hv, str):
         one = [format_count(v) if isinstance(v, int) else v for v in (bv, hv) if v is not None]
@@ -280,16 +280,16 @@ def _module_cell(b: Optional[Dict[str, Any]], h: Optional[Dict[str, Any]], metri
     return format_change(bv, hv)
 
 
-def short_sha(rev: Optional[Dict[str, Any]]) -> str:
+def short_sha(rev: Optional[Mapping[str, Any]]) -> str:
     sha = (rev or {}).get("sha")
     return sha[:7] if sha else "?"
 
 
-def forwards(entry: Dict[str, Any]) -> List[str]:
+def forwards(entry: Mapping[str, Any]) -> List[str]:
     return sorted({s.get("forward", "extract_feat") for s in (entry.get("base"), entry.get("head")) if s})
 
 
-def unsupported_ops(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
+def unsupported_ops(entry: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """[(op, calls)] over both sides: ``'×18'``, ``'×16 → ×33'``, ``'×2 (head only)'``; the ops
     with most calls first."""
     base, head = entry.get("base"), entry.get("head")
@@ -309,7 +309,7 @@ def unsupported_ops(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
     return out
 
 
-def uncalled_by_side(entry: Dict[str, Any]) -> List[Tuple[str, List[str]]]:
+def uncalled_by_side(entry: Mapping[str, Any]) -> List[Tuple[str, List[str]]]:
     """[(side label, unexpected uncalled modules)]; ``'base and head'`` when equal."""
     b = (entry.get("base") or {}).get("uncalled_modules") or []
     h = (entry.get("head") or {}).get("uncalled_modules") or []
@@ -322,7 +322,7 @@ def uncalled_by_side(entry: Dict[str, Any]) -> List[Tuple[str, List[str]]]:
 _DERIVED = (("fvcore could not count:", "unsupported_ops"), ("modules never called:", "uncalled_modules"))
 
 
-def warnings_by_message(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
+def warnings_by_message(entry: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """[(side label, message)]: one line per distinct message (``'base and head'`` when both sides
     say it), without the ones that repeat unsupported ops / uncalled modules."""
     sides: Dict[str, List[str]] = {}
@@ -337,7 +337,7 @@ def warnings_by_message(entry: Dict[str, Any]) -> List[Tuple[str, str]]:
 
 
 
-def status_notes(entry: Dict[str, Any]) -> List[str]:
+def status_notes(entry: Mapping[str, Any]) -> List[str]:
     """What a reader must know about a config besides its numbers (shared by both renderers)."""
     notes: List[str] = []
     if entry.get("status") in ("added", "removed"):
@@ -345,7 +345,7 @@ def status_notes(entry: Dict[str, Any]) -> List[str]:
     head_limit, base_limit = limit_of(entry, "head"), limit_of(entry, "base")
     if head_limit:
         notes.append(f"not counted at {'base and head' if base_limit else 'head'}: limit reached")
-    elif head_failed(entry):  # type: ignore[arg-type]
+    elif head_failed(entry):
         notes.append("fails at head")
     elif side_has_error(entry, "head"):
         notes.append("fails at base and head")
@@ -384,7 +384,7 @@ class Headline:
     limited: int = 0
 
 
-def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]]) -> Headline:
+def headline(shown: Sequence[Mapping[str, Any]], unchanged: Sequence[Mapping[str, Any]]) -> Headline:
     top = largest_flops_change(shown)
     return Headline(
         summary=count_summary(shown), unchanged=len(unchanged),
@@ -399,8 +399,8 @@ def headline(shown: Sequence[Dict[str, Any]], unchanged: Sequence[Dict[str, Any]
 
 # ---------------------------------------------------------------- where it changed, --depth
 
-def _numbers(entry: Dict[str, Any], side: str, module: str, numbers: Optional[Dict[str, Any]]
-             ) -> Optional[Dict[str, Any]]:
+def _numbers(entry: Mapping[str, Any], side: str, module: str, numbers: Optional[Mapping[str, Any]]
+             ) -> Optional[Mapping[str, Any]]:
     """A module's numbers as the module table takes them: ``called`` from its top-level module
     (a head that never runs under ``extract_feat`` shows ``–`` for FLOPs and activations)."""
     if not numbers:
@@ -409,7 +409,7 @@ def _numbers(entry: Dict[str, Any], side: str, module: str, numbers: Optional[Di
     return dict(numbers, called=top.get("called", True))
 
 
-def _where_label(row: Dict[str, Any]) -> Optional[str]:
+def _where_label(row: Mapping[str, Any]) -> Optional[str]:
     if row.get("base") is None:
         return "head only"
     if row.get("head") is None:
@@ -417,24 +417,24 @@ def _where_label(row: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def where_rows(entry: Dict[str, Any]) -> List[Row]:
+def where_rows(entry: Mapping[str, Any]) -> List[Row]:
     """Where it changed: the deepest modules whose numbers differ, largest FLOPs change first
     (``('backbone.layer3', None, ['1.163G → 2.817G (+1.654G, +142.2%)', ...])``)."""
     rows = (entry.get("where") or {}).get("rows") or []
     return [(str(r["module"]), _where_label(r), _cells(entry, r)) for r in rows]
 
 
-def _cells(entry: Dict[str, Any], row: Dict[str, Any]) -> List[str]:
+def _cells(entry: Mapping[str, Any], row: Mapping[str, Any]) -> List[str]:
     name = str(row["module"])
     return numbers_cells(_numbers(entry, "base", name, row.get("base")), _numbers(entry, "head", name, row.get("head")))
 
 
-def where_more(entry: Dict[str, Any]) -> int:
+def where_more(entry: Mapping[str, Any]) -> int:
     """How many more modules differ than :func:`where_rows` lists."""
     return int((entry.get("where") or {}).get("more") or 0)
 
 
-def depth_rows(entry: Dict[str, Any], depth: Optional[int]) -> List[Row]:
+def depth_rows(entry: Mapping[str, Any], depth: Optional[int]) -> List[Row]:
     """``--depth N``: every module to depth N, base → head, from the trees the report kept
     (empty when it kept none)."""
     base, head = entry.get("base") or {}, entry.get("head") or {}
@@ -467,7 +467,7 @@ _LABELS = {"stale": "metafile stale", "legacy": "metafile already off at base (n
            "no entry": "no metafile entry", "not compared": "metafile not compared"}
 
 
-def metafile_lines(entry: Dict[str, Any]) -> List[MetafileLine]:
+def metafile_lines(entry: Mapping[str, Any]) -> List[MetafileLine]:
     """What a reader should see of a config's metafile verdict: each entry that is stale, legacy
     or fixed with its figures; one line when all agree; "no entry" for an added or renamed config;
     "not compared" with the reason (input forced)."""
@@ -524,7 +524,7 @@ def _grouped(lines: List[MetafileLine]) -> List[MetafileLine]:
     return list(out.values())
 
 
-def metafile_problems(report: Dict[str, Any]) -> List[str]:
+def metafile_problems(report: Mapping[str, Any]) -> List[str]:
     """Metafiles that could not be read (``'configs/x/metafile.yml: invalid YAML at line 3: ...'``)."""
     return [str(p) for p in report.get("metafile_problems") or []]
 
@@ -618,11 +618,12 @@ class Display:
 
 def _stacked_pair(base: Optional[int], head: Optional[int]) -> str:
     if base is None or head is None or base == head:
-        return format_count(head if base is None else base)  # type: ignore[arg-type]  # one side is set
+        one = head if base is None else base
+        return format_count(one) if one is not None else DASH
     return f"{format_count(base)} {ARROW} {format_count(head)}\n{format_delta(base, head)}"
 
 
-def _budget_line(b: Dict[str, Any]) -> BudgetLine:
+def _budget_line(b: Mapping[str, Any]) -> BudgetLine:
     metric = str(b.get("metric", ""))
     return BudgetLine(level=str(b.get("level", "warn")), metric=metric, metric_name=METRIC_NAMES.get(metric, metric),
                       module=b.get("module") or None, value=int(b["value"]),
@@ -631,7 +632,7 @@ def _budget_line(b: Dict[str, Any]) -> BudgetLine:
                       message=str(b["message"]) if b.get("message") else None)
 
 
-def _errors(entry: Dict[str, Any]) -> List[ErrorLine]:
+def _errors(entry: Mapping[str, Any]) -> List[ErrorLine]:
     out = []
     for e in entry.get("errors") or []:
         labelled = error_label(entry, e)
@@ -640,7 +641,7 @@ def _errors(entry: Dict[str, Any]) -> List[ErrorLine]:
     return out
 
 
-def _figures(entry: Dict[str, Any]) -> Optional[Tuple[str, str, str]]:
+def _figures(entry: Mapping[str, Any]) -> Optional[Tuple[str, str, str]]:
     stats = entry.get("head") or entry.get("base")
     if not stats:
         return None
@@ -651,7 +652,7 @@ def _short_reason(r: Reason, prefix: str) -> Reason:
     return r._replace(target=short(r.target, prefix)) if r.target else r
 
 
-def config_view(entry: Dict[str, Any], prefix: str, depth: Optional[int] = None) -> ConfigView:
+def config_view(entry: Mapping[str, Any], prefix: str, depth: Optional[int] = None) -> ConfigView:
     depth_modules = depth_rows(entry, depth)
     return ConfigView(
         path=short(entry["path"], prefix),
@@ -667,7 +668,7 @@ def config_view(entry: Dict[str, Any], prefix: str, depth: Optional[int] = None)
         warnings=warnings_by_message(entry), figures=_figures(entry))
 
 
-def _footer(report: Dict[str, Any], shown: Sequence[Dict[str, Any]]) -> Footer:
+def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]]) -> Footer:
     base, head = report.get("base") or {}, report.get("head") or {}
     tool = report.get("tool") or {}
     first = ("mcx-review", "torch", "fvcore")
@@ -686,7 +687,7 @@ def _footer(report: Dict[str, Any], shown: Sequence[Dict[str, Any]]) -> Footer:
                   tensor_forward=any("tensor" in forwards(c) for c in shown))
 
 
-def build(report: Dict[str, Any]) -> Display:
+def build(report: Mapping[str, Any]) -> Display:
     """The report as a :class:`Display`: every decision of what to show, made once."""
     shown, unchanged = split_configs(report)
     prefix = display_prefix(report.get("configs") or [])

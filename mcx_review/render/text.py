@@ -196,6 +196,7 @@ def _section(console: Console, title: str, lines: List["Text | Line"], width: in
 def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
     out: Dict[str, List["Text | Line"]] = {"errors": [], "budgets": [], "metafiles": [], "not counted": [],
                                             "warnings": []}
+    budgets: List[Text] = []  # sorted (failing first) before they join the other lines
     for v in shown:  # an unchanged config's ops are not this change's
         name = clean(v.path)
         for e in v.errors:
@@ -209,7 +210,7 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
             line = Text(b.level.upper(), style="bold red" if b.level == "fail" else "yellow")
             line.append(clean(f" {name}: {what} {value}, limit {b.limit or '?'} (rule {b.rule})"
                               + (f": {b.message}" if b.message else "")))
-            out["budgets"].append(line)
+            budgets.append(line)
         for m in v.metafile:
             where = f" ({clean(m.name)} in {clean(m.file)})" if m.name and m.file else ""
             style = ("bold red" if v.fails else "yellow") if m.status == "stale" else ""
@@ -221,8 +222,9 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
             out["not counted"].append(Line(f"{name}: modules never called ({side}):", [clean(m) for m in mods]))
         for side, message in v.warnings:
             out["warnings"].append(Text(clean(f"{name} ({side}): {message}")))
-    out["budgets"].sort(key=lambda t: not t.plain.startswith("FAIL"))  # type: ignore[union-attr]
-    out["metafiles"].sort(key=lambda line: line.style == "")  # type: ignore[union-attr]
+    budgets.sort(key=lambda t: not t.plain.startswith("FAIL"))
+    out["budgets"] += budgets
+    out["metafiles"].sort(key=lambda line: line.style == "")
     return out
 
 

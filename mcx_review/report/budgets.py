@@ -27,9 +27,11 @@ Numbers are the report's exact ints, compared with exact fractions (no float rou
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, TypeVar
 
 from mcx_review.settings import Budget, Settings
+
+_R = TypeVar("_R", bound=Mapping[str, Any])  # a Report, or any report-shaped mapping
 
 CHECKED_STATUSES = ("changed", "renamed", "added", "error")
 
@@ -93,7 +95,7 @@ def _missing_module_warnings(configs: List[Dict[str, Any]], settings: Settings) 
     return out
 
 
-def evaluate_budgets(report: Dict[str, Any], settings: Settings) -> Dict[str, Any]:
+def evaluate_budgets(report: _R, settings: Settings) -> _R:
     """A new report with each config's ``budgets`` set to its breaches (replacing any earlier
     evaluation, so applying it twice changes nothing) and warnings for unknown module names."""
     out = copy.deepcopy(report)

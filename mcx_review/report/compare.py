@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
-from mcx_review.report.types import METRICS, ConfigReport, Message, ModelStats
+from mcx_review.report.types import METRICS, ConfigReport, Limit, Message, ModelStats, Side, Status
 
 
 @dataclass
@@ -15,7 +15,7 @@ class SideResult:
     stats: Optional[ModelStats] = None
     error: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
-    limit: Optional[Dict[str, str]] = None  # with error: a resource limit stopped it (kind, limit, level)
+    limit: Optional[Limit] = None  # with error: a resource limit stopped it (kind, limit, level)
 
 
 ABSENT = SideResult(present=False)
@@ -32,7 +32,7 @@ def _same_numbers(base: ModelStats, head: ModelStats) -> bool:
     return all(base.get(k) == head.get(k) for k in keys)
 
 
-def status_of(base: SideResult, head: SideResult, renamed: bool, skipped_unchanged: bool) -> str:
+def status_of(base: SideResult, head: SideResult, renamed: bool, skipped_unchanged: bool) -> Status:
     if base.error or head.error:
         return "error"
     if not base.present:
@@ -54,16 +54,18 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
     config is unchanged whether or not its numbers were measured (they may come from the cache)."""
     errors: List[Message] = []
     warnings: List[Message] = []
-    for side, result in (("base", base), ("head", head)):
+    sides: Tuple[Tuple[Side, SideResult], ...] = (("base", base), ("head", head))
+    for side, result in sides:
         if result.error:
-            errors.append({"side": side, "message": result.error})  # type: ignore[typeddict-item]
+            error: Message = {"side": side, "message": result.error}
             if result.limit:
-                errors[-1]["limit"] = dict(result.limit)  # type: ignore[typeddict-unknown-key]
-        warnings += [{"side": side, "message": w} for w in result.warnings]  # type: ignore[misc]
+                error["limit"] = result.limit.copy()
+            errors.append(error)
+        warnings += [{"side": side, "message": w} for w in result.warnings]
     return {
         "path": path,
         "old_path": old_path if old_path and old_path != path else None,
-        "status": status_of(base, head, bool(old_path and old_path != path), skipped_unchanged),  # type: ignore[typeddict-item]
+        "status": status_of(base, head, bool(old_path and old_path != path), skipped_unchanged),
         "reasons": list(reasons or []),
         "base": base.stats,
         "head": head.stats,
@@ -74,15 +76,16 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
     }
 
 
-def limit_of(entry: "ConfigReport | Dict[str, Any]", side: str) -> Optional[Dict[str, Any]]:
+def limit_of(entry: Mapping[str, Any], side: str) -> Optional[Limit]:
     """The resource limit (``{"kind", "limit", "level"}``) that kept ``side`` from being counted."""
     for e in entry.get("errors") or []:
         if e.get("side") == side and e.get("limit"):
-            return e["limit"]  # type: ignore[no-any-return]
+            limit: Limit = e["limit"]
+            return limit
     return None
 
 
-def head_failed(entry: ConfigReport) -> bool:
+def head_failed(entry: Mapping[str, Any]) -> bool:
     """A config that fails to analyse at head fails the review; one broken only at base (and fixed
     by the change) is good news; one failing the same way at both is not the change's doing.
 
@@ -96,7 +99,7 @@ def head_failed(entry: ConfigReport) -> bool:
     for e in errors:
         if e["side"] != "head":
             continue
-        limit = e.get("limit")  # type: ignore[misc]
+        limit = e.get("limit")
         if limit:
             if limit.get("level") == "fail" and not base_limited:
                 return True
@@ -106,8 +109,8 @@ def head_failed(entry: ConfigReport) -> bool:
 
 
 def _failure(result: Dict[str, Any], limits_level: str) -> SideResult:
-    limit = result.get("limit")
-    return SideResult(error=result["error"], limit=dict(limit, level=limits_level) if limit else None)
+    limit = result.get("limit")  # from the worker: {"kind", "limit"}
+    return SideResult(error=result["error"], limit=cast(Limit, dict(limit, level=limits_level)) if limit else None)
 
 
 def side_result(resolved: Optional[Dict[str, Any]], analysed: Optional[Dict[str, Any]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, cast
 
 from mcx_review.errors import McxError
 from mcx_review.report import module_tree
@@ -18,7 +18,7 @@ class MergeError(McxError):
     pass
 
 
-def _side(entry: Dict[str, Any], side: str) -> SideResult:
+def _side(entry: Mapping[str, Any], side: str) -> SideResult:
     absent_status = "added" if side == "base" else "removed"
     if entry["status"] == absent_status:
         return ABSENT
@@ -28,12 +28,11 @@ def _side(entry: Dict[str, Any], side: str) -> SideResult:
                       limit=errors[0].get("limit") if errors else None)
 
 
-def merge_entries(entries: Sequence[Dict[str, Any]], rows: int = 5, depth: Optional[int] = None) -> ConfigReport:
+def merge_entries(entries: Sequence[ConfigReport], rows: int = 5, depth: Optional[int] = None) -> ConfigReport:
     """One config as seen by every shard -> the entry an unsharded run would have written."""
     complete = [e for e in entries if not e.get("pending")]
     if complete:
-        out = dict(complete[0])
-        return out  # type: ignore[return-value]
+        return complete[0].copy()
     chosen = {}
     for side in ("base", "head"):
         donors = [e for e in entries if side not in e.get("pending", [])]
@@ -43,10 +42,12 @@ def merge_entries(entries: Sequence[Dict[str, Any]], rows: int = 5, depth: Optio
     first = entries[0]
     merged = config_report(first["path"], chosen["base"], chosen["head"], old_path=first.get("old_path"),
                            reasons=first.get("reasons", []))
-    module_tree.attach(merged, rows, depth)  # type: ignore[arg-type]
+    module_tree.attach(merged, rows, depth)
     if first.get("metafile"):
         merged["metafile"] = first["metafile"]
-        merged["metafile"] = recompute(merged)  # type: ignore[typeddict-item]
+        verdict = recompute(merged)
+        if verdict is not None:  # always: the entry has a verdict to recompute
+            merged["metafile"] = verdict
     return merged
 
 
@@ -60,33 +61,33 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         for key in ("base", "head", "shape"):
             if r.get(key) != first.get(key):
                 raise MergeError(f"reports disagree on {key}: they come from different reviews")
-    shards = sorted(tuple(r["shard"]) for r in reports if r.get("shard"))  # type: ignore[misc]
+    shards = sorted(tuple(shard) for r in reports if (shard := r.get("shard")))
     if shards:
         n = shards[0][1]
         if shards != [(k, n) for k in range(1, n + 1)]:
             got = ", ".join(f"{k}/{m}" for k, m in shards)
             raise MergeError(f"expected shards 1/{n} … {n}/{n} once each, got {got}")
-    by_path: Dict[str, List[Dict[str, Any]]] = {}
+    by_path: Dict[str, List[ConfigReport]] = {}
     for r in reports:
         for entry in r.get("configs", []):
-            by_path.setdefault(entry["path"], []).append(entry)  # type: ignore[arg-type]
-    out: Dict[str, Any] = dict(first)
+            by_path.setdefault(entry["path"], []).append(entry)
+    out = first.copy()
     out["shard"] = None
     rows, depth = int(first.get("drill_down", 5)), first.get("depth")
     out["configs"] = [merge_entries(by_path[p], rows, depth) for p in sorted(by_path)]
-    return out  # type: ignore[return-value]
+    return out
 
 
 def merge_files(paths: Sequence[Path], settings_path: Optional[Path] = None) -> Report:
-    reports = []
+    reports: List[Report] = []
     for p in paths:
         try:
-            reports.append(json.loads(Path(p).read_text(encoding="utf-8")))
+            reports.append(cast(Report, json.loads(Path(p).read_text(encoding="utf-8"))))
         except (OSError, ValueError) as exc:
             raise MergeError(f"{p}: not a readable JSON report ({exc})") from None
     merged = merge_reports(reports)
     if settings_path is not None:
         from mcx_review.report.budgets import evaluate_budgets
         from mcx_review.settings import load_settings
-        merged = evaluate_budgets(merged, load_settings(settings_path))  # type: ignore[assignment]
+        merged = evaluate_budgets(merged, load_settings(settings_path))
     return merged

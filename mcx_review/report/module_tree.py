@@ -19,12 +19,19 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from mcx_review.report.types import SIDES, ConfigReport, WhereRow
+
 Numbers = Tuple[int, int, int]  # flops, params, activations
 FIELDS = ("flops", "params", "activations")
 
 
 def as_map(tree: Optional[Sequence[Sequence[Any]]]) -> Dict[str, Numbers]:
     return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in tree or []}
+
+
+def _numbers(stats: Mapping[str, Any]) -> Numbers:
+    flops, params, activations = (int(stats[f]) for f in FIELDS)
+    return flops, params, activations
 
 
 def depth(name: str) -> int:
@@ -42,19 +49,19 @@ def _children(names: Sequence[str]) -> Dict[str, List[str]]:
     return kids
 
 
-def _row(name: str, base: Mapping[str, Numbers], head: Mapping[str, Numbers]) -> Dict[str, Any]:
+def _row(name: str, base: Mapping[str, Numbers], head: Mapping[str, Numbers]) -> WhereRow:
     b, h = base.get(name), head.get(name)
     return {"module": name, "base": dict(zip(FIELDS, b)) if b else None, "head": dict(zip(FIELDS, h)) if h else None}
 
 
 def where(base_tree: Any, head_tree: Any, root: Optional[Mapping[str, Any]] = None,
-          root_head: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
+          root_head: Optional[Mapping[str, Any]] = None) -> List[WhereRow]:
     """Every drill-down row (see the module doc), largest absolute FLOPs change first.
     ``root``/``root_head``: the whole model's numbers at base/head (the trees hold none)."""
     base, head = as_map(base_tree), as_map(head_tree)
     if root is not None and root_head is not None:
-        base[""] = tuple(int(root[f]) for f in FIELDS)  # type: ignore[assignment]
-        head[""] = tuple(int(root_head[f]) for f in FIELDS)  # type: ignore[assignment]
+        base[""] = _numbers(root)
+        head[""] = _numbers(root_head)
     names = list(dict.fromkeys([*head, *base]))
     kids_b, kids_h = _children([n for n in base if n]), _children([n for n in head if n])
 
@@ -99,7 +106,7 @@ def _size_key(row: Mapping[str, Any]) -> Tuple[int, int, int]:
     return -_change(row, "flops"), -_change(row, "params"), -_change(row, "activations")
 
 
-def depth_rows(base_tree: Any, head_tree: Any, max_depth: int) -> List[Dict[str, Any]]:
+def depth_rows(base_tree: Any, head_tree: Any, max_depth: int) -> List[WhereRow]:
     """Every module to ``max_depth`` (1 = top-level), head order then base-only ones."""
     base, head = as_map(base_tree), as_map(head_tree)
     names = [n for n in dict.fromkeys([*head, *base]) if n and depth(n) <= max_depth]
@@ -110,7 +117,7 @@ def prune(tree: Any, max_depth: int) -> List[List[Any]]:
     return [list(r) for r in tree or [] if depth(str(r[0])) <= max_depth]
 
 
-def attach(entry: Dict[str, Any], rows: int, max_depth: Optional[int]) -> Dict[str, Any]:
+def attach(entry: ConfigReport, rows: int, max_depth: Optional[int]) -> ConfigReport:
     """Set ``entry['where']`` (at most ``rows`` drill-down rows and how many more there are) when
     both sides were measured, and drop the trees the report no longer needs (kept whole while a
     side is pending, pruned to ``max_depth`` for ``--depth``). Returns the entry (copied stats)."""
@@ -121,10 +128,10 @@ def attach(entry: Dict[str, Any], rows: int, max_depth: Optional[int]) -> Dict[s
         entry["where"] = {"rows": found[:rows], "more": max(0, len(found) - rows)}
     if entry.get("pending"):
         return entry
-    for side in ("base", "head"):
+    for side in SIDES:
         stats = entry.get(side)
         if stats and "tree" in stats:
-            stats = dict(stats)
+            stats = stats.copy()
             if max_depth:
                 stats["tree"] = prune(stats["tree"], max_depth)
             else:

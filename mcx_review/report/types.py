@@ -25,18 +25,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Tuple, TypedDict, cast
 
 if TYPE_CHECKING:  # typing.NotRequired is 3.11+; annotations are strings here
     from typing_extensions import NotRequired
 
 SCHEMA = "mcx-review/1"
-METRICS = ("flops", "params", "activations")  # the three numbers, in the order every table shows them
-METRIC_NAMES = {"flops": "FLOPs", "params": "params", "activations": "activations"}
-SIDES = ("base", "head")
-
+Metric = Literal["flops", "params", "activations"]
 Status = Literal["changed", "unchanged", "added", "removed", "renamed", "error"]
 Side = Literal["base", "head"]
+
+METRICS: Tuple[Metric, Metric, Metric] = ("flops", "params", "activations")  # the order every table shows them
+METRIC_NAMES = {"flops": "FLOPs", "params": "params", "activations": "activations"}
+SIDES: Tuple[Side, Side] = ("base", "head")
 STATUSES = ("changed", "renamed", "added", "removed", "error", "unchanged")
 
 
@@ -152,4 +153,4 @@ def dumps(report: Report) -> str:
 
 
 def load(path: "str | Path") -> Report:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return cast(Report, json.loads(Path(path).read_text(encoding="utf-8")))  # trusted: our own output

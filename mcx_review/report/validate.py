@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from mcx_review.errors import McxError
 from mcx_review import schema_check
@@ -26,7 +26,7 @@ class ReportError(McxError):
 
 
 def load_schema() -> Dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return cast(Dict[str, Any], json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
 def validate(instance: Any, schema: Optional[Mapping[str, Any]] = None) -> List[str]:
@@ -52,8 +52,8 @@ def parse(data: bytes, source: str = "report", max_bytes: int = DEFAULT_MAX_BYTE
     if len(data) > max_bytes:
         raise ReportError(f"{source}: {len(data)} bytes is over the {max_bytes}-byte limit for a report")
     try:
-        report = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                            parse_constant=_no_constant)
+        report = cast(Dict[str, Any], json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                                                 parse_constant=_no_constant))  # checked by validate() below
     except UnicodeDecodeError as exc:
         raise ReportError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except RecursionError:

@@ -21,7 +21,7 @@ import posixpath
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import yaml
 
@@ -31,6 +31,11 @@ CONFIG_SUFFIXES = (".py", ".yaml", ".yml", ".json")
 # mmengine.config.Config._substitute_env_variables / _pre_substitute_base_vars, verbatim patterns.
 _ENV_RE = re.compile(r"\{\{[\'\"]?\s*\$(\w+)\s*\:\s*(.*?)\s*[\'\"]?\}\}")
 _BASE_VAR_RE = re.compile(r"\{\{\s*" + BASE_KEY + r"\.([\w\.]+)\s*\}\}")
+
+
+def _literal(value: str) -> Callable[["re.Match[str]"], str]:
+    """A ``re.sub`` replacement that inserts ``value`` as is (no backslash escapes)."""
+    return lambda _m: value
 
 
 def substitute(text: str, abs_path: str) -> str:
@@ -46,7 +51,7 @@ def substitute(text: str, abs_path: str) -> str:
         "fileExtname": os.path.splitext(basename)[1],
     }
     for key, value in values.items():
-        text = re.sub(r"\{\{\s*" + key + r"\s*\}\}", lambda _m, v=value.replace("\\", "/"): v, text)
+        text = re.sub(r"\{\{\s*" + key + r"\s*\}\}", _literal(value.replace("\\", "/")), text)
     text = _ENV_RE.sub(lambda m: os.environ.get(m.group(1), m.group(2)), text)
     # `{{_base_.x}}` is replaced by a quoted placeholder, so the file parses as Python.
     return _BASE_VAR_RE.sub(lambda m: repr(f"_mcx_base_var_{m.group(1)}"), text)
@@ -146,10 +151,10 @@ class BaseGraph:
         parts = module.split(".")
         if level > 0:
             base_dir = posixpath.dirname(config)
-            rel = posixpath.join(base_dir, *([".."] * (level - 1)), *parts)
+            joined = posixpath.join(base_dir, *([".."] * (level - 1)), *parts)
         else:
-            rel = "/".join(parts)
-        rel = self._in_repo(rel)
+            joined = "/".join(parts)
+        rel = self._in_repo(joined)
         if rel is None:
             return None
         for candidate in (rel + ".py", rel + "/__init__.py"):
@@ -229,6 +234,6 @@ class BaseGraph:
         return next((b for b in self.closure(config) if b in changed), None)
 
 
-def base_closure(root: Path, config: str) -> set:
+def base_closure(root: Path, config: str) -> Set[str]:
     """Repo-relative files ``config`` inherits, transitively (not itself)."""
     return set(BaseGraph(root).closure(config))

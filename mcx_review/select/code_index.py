@@ -22,11 +22,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple, TypeGuard, Union
 
 
 # A name bound in a module: ("def",) defined here; ("from", level, module, name); ("import", module).
-Binding = Tuple
+Binding = Tuple[Any, ...]
+Import = Union[ast.Import, ast.ImportFrom]
 State = Tuple[str, str]  # ("deep" | "shallow", file)
 
 
@@ -34,7 +35,7 @@ State = Tuple[str, str]  # ("deep" | "shallow", file)
 class ModuleInfo:
     """What a module's ast says about imports and top-level names."""
 
-    imports: List[ast.stmt] = field(default_factory=list)  # every Import / ImportFrom, anywhere
+    imports: List[Import] = field(default_factory=list)  # every Import / ImportFrom, anywhere
     bindings: Dict[str, List[Binding]] = field(default_factory=dict)
     stars: List[Tuple[int, str]] = field(default_factory=list)  # `from X import *`, top level
     types: Set[str] = field(default_factory=set)  # literal `dict(type='X')` / `{'type': 'X'}`
@@ -56,7 +57,7 @@ def _target_names(node: ast.AST) -> Iterable[str]:
 class _Scan:
     uses: Set[Tuple[str, ...]] = field(default_factory=set)
     built: Set[str] = field(default_factory=set)
-    imports: List[ast.stmt] = field(default_factory=list)
+    imports: List[Import] = field(default_factory=list)
 
 
 def _scan(node: ast.AST) -> _Scan:
@@ -75,20 +76,20 @@ def _scan(node: ast.AST) -> _Scan:
             parts = []
             cur: ast.AST = n
             while type(cur) is attribute:
-                parts.append(cur.attr)  # type: ignore[attr-defined]
-                cur = cur.value  # type: ignore[attr-defined]
+                parts.append(cur.attr)
+                cur = cur.value
             if type(cur) is name:
-                out.uses.add((cur.id,) + tuple(reversed(parts)))  # type: ignore[attr-defined]
+                out.uses.add((cur.id,) + tuple(reversed(parts)))
             else:
                 todo.append(cur)
             continue
-        if kind is name:
-            out.uses.add((n.id,))  # type: ignore[attr-defined]
+        if type(n) is name:  # type(n), not kind: mypy narrows n on this form only
+            out.uses.add((n.id,))
             continue
         if kind is call or kind is dict_:
             out.built.update(_literal_types(n))
-        elif kind is imp or kind is imp_from:
-            out.imports.append(n)  # type: ignore[arg-type]
+        elif type(n) is imp or type(n) is imp_from:
+            out.imports.append(n)
         for f in n._fields:
             v = getattr(n, f, None)
             if type(v) is list:
@@ -164,8 +165,8 @@ def _literal_types(node: ast.AST) -> Iterable[str]:
             if k.arg == "type" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str):
                 yield k.value.value
     elif isinstance(node, ast.Dict):
-        for k, v in zip(node.keys, node.values):
-            if isinstance(k, ast.Constant) and k.value == "type" and isinstance(v, ast.Constant) \
+        for key, v in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant) and key.value == "type" and isinstance(v, ast.Constant) \
                     and isinstance(v.value, str):
                 yield v.value
 
@@ -210,7 +211,7 @@ def _class_name(node: Optional[ast.AST]) -> List[str]:
     return []
 
 
-def _is_register(call: ast.AST) -> bool:
+def _is_register(call: ast.AST) -> TypeGuard[ast.Call]:
     return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
             and call.func.attr in ("register_module", "_register_module"))
 
@@ -227,7 +228,7 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
     name (``module=nn.Conv2d``) is given by the root of its expression."""
     out: Dict[str, Set[str]] = {}
     decorator_calls = set()
-    calls = []
+    calls: List[ast.Call] = []
     for node in ast.walk(tree):
         if _is_register(node):
             calls.append(node)
@@ -242,7 +243,8 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
                     out.setdefault(node.name, set()).add(node.name)
     for node in calls:
         if id(node) not in decorator_calls:
-            private = node.func.attr == "_register_module"  # (module, module_name=None, force)
+            # (module, module_name=None, force)
+            private = isinstance(node.func, ast.Attribute) and node.func.attr == "_register_module"
             args = list(node.args)
             name_arg = args[1] if private and len(args) > 1 else args[0] if args and not private else None
             module = _kw(node, "module") or (args[0] if private and args else None)
@@ -436,8 +438,8 @@ class CodeIndex:
                     found = self.locate(src, b[3], False, seen)
                     if found:
                         states.extend(found)
-                    elif src and self.module_file(src):
-                        states.append(("shallow", self.module_file(src)))
+                    elif src and (src_file := self.module_file(src)):
+                        states.append(("shallow", src_file))
                 elif b[0] == "import":
                     f = self.module_file(b[1])
                     if f:

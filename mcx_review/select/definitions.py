@@ -101,12 +101,12 @@ def definitions(tree: ast.Module) -> Definitions:
                 add(a.asname or a.name, f"from {'.' * node.level}{node.module or ''} import {a.name}")
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            bound = [_bound_names(t) for t in targets]
-            if any(b is None for b in bound) or (isinstance(node, ast.AnnAssign) and node.value is None
-                                                 and not bound):
+            found = [_bound_names(t) for t in targets]
+            bound = [b for b in found if b is not None]
+            if len(bound) < len(found) or (isinstance(node, ast.AnnAssign) and node.value is None and not bound):
                 out.other.append(_dump(node))
                 continue
-            names = [n for b in bound for n in b]  # type: ignore[union-attr]
+            names = [n for b in bound for n in b]
             if names == ["__all__"]:
                 try:
                     value = ast.literal_eval(node.value) if node.value is not None else None
@@ -328,8 +328,11 @@ class Reach:
         for b in info.local_imports.get(name, ()):
             if b[0] == "from":
                 module = self.index.absolute(rel, b[1], b[2])
-                found = self.where_bound(module, b[3]) if b[3] != "*" else \
-                    (("module", self.index.module_file(module)) if self.index.module_file(module) else None)
+                if b[3] != "*":
+                    found = self.where_bound(module, b[3])
+                else:
+                    module_file = self.index.module_file(module) if module is not None else None
+                    found = ("module", module_file) if module_file else None
                 if found is not None:
                     yield found
             else:

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 
 import git
 
-from mcx_review.select import revisions as gitrev
+from mcx_review.select import revisions
 from mcx_review.globs import glob_match
 from mcx_review.select.config_files import discover_configs
 from mcx_review.settings import DEFAULT_SOURCE, Settings
@@ -30,7 +30,7 @@ def _it(paths: Sequence[str]) -> str:
     return "it" if len(paths) == 1 else "them"
 
 
-def uncommitted(repo: git.Repo, revs: gitrev.Revisions, changes: Sequence[gitrev.Change]) -> Optional[str]:
+def uncommitted(repo: git.Repo, revs: revisions.Revisions, changes: Sequence[revisions.Change]) -> Optional[str]:
     """Base and head are one commit (on the base branch, say) and nothing changed between them,
     while the working tree or the index holds changes: the user most likely meant those."""
     if revs.head_kind != "commit" or changes or revs.base_sha != revs.head_sha \
@@ -43,12 +43,12 @@ def uncommitted(repo: git.Repo, revs: gitrev.Revisions, changes: Sequence[gitrev
             f"on disk) or --staged (the index), e.g. mcx-review --base {revs.base_rev} --worktree")
 
 
-def unmatched_files(repo: git.Repo, revs: gitrev.Revisions, unmatched: Sequence[str]) -> List[str]:
+def unmatched_files(repo: git.Repo, revs: revisions.Revisions, unmatched: Sequence[str]) -> List[str]:
     """One warning for FILE arguments found on neither side, one for those not changed."""
     missing: List[str] = []
     unchanged: List[str] = []
     for path in unmatched:
-        found = any(gitrev.path_exists(repo, revs, side, path) for side in ("base", "head"))  # type: ignore[arg-type]
+        found = any(revisions.path_exists(repo, revs, side, path) for side in ("base", "head"))
         (unchanged if found else missing).append(path or ".")
     head = revs.head_rev if revs.head_kind == "commit" else f"the {revs.head_kind}"
     lines = []
@@ -61,12 +61,12 @@ def unmatched_files(repo: git.Repo, revs: gitrev.Revisions, unmatched: Sequence[
     return lines
 
 
-def settings_differ(repo: git.Repo, revs: gitrev.Revisions, applied: Optional[str]) -> Optional[str]:
+def settings_differ(repo: git.Repo, revs: revisions.Revisions, applied: Optional[str]) -> Optional[str]:
     """The head revision's ``.mcx-review.yaml`` (``applied``, None when absent) applies, but the
     file on disk differs: edits that are not committed (or staged) are not in effect."""
     if revs.head_kind == "worktree" or revs.head_sha != repo.head.commit.hexsha:
         return None  # the files on disk apply, or head is another revision than the checkout
-    disk_path = Path(repo.working_tree_dir) / DEFAULT_SOURCE  # type: ignore[arg-type]
+    disk_path = revisions.work_tree(repo) / DEFAULT_SOURCE
     on_disk = disk_path.read_text(encoding="utf-8") if disk_path.is_file() else None
     if on_disk == applied or (on_disk is not None and applied is not None
                               and on_disk.rstrip("\n") == applied.rstrip("\n")):

@@ -44,6 +44,13 @@ class Revisions:
     head_kind: HeadKind
 
 
+def work_tree(repo: git.Repo) -> Path:
+    """The repository's working tree (a bare repository has none: a GitError)."""
+    if repo.working_tree_dir is None:
+        raise GitError(f"{repo.git_dir}: a bare repository has no working tree to review")
+    return Path(repo.working_tree_dir)
+
+
 def open_repo(path: "str | Path") -> git.Repo:
     try:
         return git.Repo(path, search_parent_directories=True)
@@ -87,8 +94,7 @@ def _parse_name_status(out: str) -> List[Change]:
             i += 3
             continue
         path = fields[i + 1]
-        status = {"A": "A", "D": "D"}.get(code[0], "M")
-        changes.append(Change(status, path))  # type: ignore[arg-type]
+        changes.append(Change("A" if code[0] == "A" else "D" if code[0] == "D" else "M", path))
         i += 2
     return changes
 
@@ -154,7 +160,7 @@ def materialise(repo: git.Repo, revs: Revisions, side: Literal["base", "head"]) 
     """Yield a directory holding the revision's files; temporary copies are removed on exit,
     Ctrl-C included. The working tree is used in place."""
     if side == "head" and revs.head_kind == "worktree":
-        yield Path(repo.working_tree_dir)  # type: ignore[arg-type]
+        yield work_tree(repo)
         return
     tmp = Path(tempfile.mkdtemp(prefix=f"mcx-review-{side}-"))
     try:
@@ -175,10 +181,12 @@ def read_file(repo: git.Repo, revs: Revisions, side: Literal["base", "head"], pa
     try:
         if side == "base" or revs.head_kind == "commit":
             sha = revs.base_sha if side == "base" else revs.head_sha
-            return repo.git.show(f"{sha}:{path}")
+            text: str = repo.git.show(f"{sha}:{path}")  # GitPython's dynamic git commands are untyped
+            return text
         if revs.head_kind == "index":
-            return repo.git.show(f":{path}")
-        full = Path(repo.working_tree_dir) / path  # type: ignore[arg-type]
+            staged: str = repo.git.show(f":{path}")
+            return staged
+        full = work_tree(repo) / path
         return full.read_text(encoding="utf-8") if full.is_file() else None
     except git.GitCommandError:
         return None
@@ -196,4 +204,4 @@ def path_exists(repo: git.Repo, revs: Revisions, side: Literal["base", "head"], 
             return bool(repo.git.ls_files("--", path).strip())
     except git.GitCommandError:
         return False
-    return (Path(repo.working_tree_dir) / path).exists()  # type: ignore[arg-type]
+    return (work_tree(repo) / path).exists()

@@ -33,7 +33,8 @@ def is_code_change(path: str, config_dirs: Sequence[str]) -> bool:
 
 def find_targets(trees: Dict[str, Path], changes: Sequence[Change], settings: Settings,
                  resolved: Resolves, mode: str = "definitions") -> List[Target]:
-    configs = {s: config_files.discover_configs(trees[s], settings.configs, settings.exclude) for s in SIDES}
+    configs: Dict[str, List[str]] = {s: config_files.discover_configs(trees[s], settings.configs, settings.exclude)
+                                     for s in SIDES}
     on = {s: set(configs[s]) for s in SIDES}
     renamed_from = {c.path: c.old_path for c in changes if c.status == "R" and c.old_path}
     renamed_to = {v: k for k, v in renamed_from.items()}
@@ -65,14 +66,14 @@ def find_targets(trees: Dict[str, Path], changes: Sequence[Change], settings: Se
                 if hit:
                     add(side, cfg, config_files.reason_uses_code(hit))
     elif code:
-        for side, cfg, reason in definition_impact(trees, configs, code, resolved):
-            add(side, cfg, reason)
+        for impact_side, cfg, reason in definition_impact(trees, configs, code, resolved):
+            add(impact_side, cfg, reason)
 
     targets = []
     for path in sorted(reasons):
         head_path = path if path in on["head"] else None
-        base_path = renamed_from.get(path, path)
-        base_path = base_path if base_path in on["base"] else None
+        old_path = renamed_from.get(path, path)
+        base_path = old_path if old_path in on["base"] else None
         if head_path is None and base_path is None:
             continue
         targets.append(Target(path, base_path, head_path, reasons[path]))

@@ -406,7 +406,7 @@ def test_validator_enforces_size_and_strict_json(tmp_path):
 
 
 def test_review_comment_flag_posts_from_a_real_review(tmp_path, gh, env, capsys):
-    from repos import ConfigRepo
+    from helpers import ConfigRepo
 
     repo = ConfigRepo(tmp_path / "ws", pkg=None)
     repo.write("configs/_base_/note.txt", "configs live here\n")

@@ -89,14 +89,14 @@ def run_pipeline(pipeline: List[Any], size: int, scope: str) -> Tuple[int, int]:
             if out is None:
                 raise ShapeError(f"test pipeline step {name} dropped the synthetic image")
             results = out
-    img = results.get("img")
-    if isinstance(img, (list, tuple)):  # multi-view test-time transforms: the first view
-        img = img[0]
-    if img is None or not hasattr(img, "shape") or len(img.shape) < 2:
+    produced = results.get("img")
+    if isinstance(produced, (list, tuple)):  # multi-view test-time transforms: the first view
+        produced = produced[0]
+    if produced is None or not hasattr(produced, "shape") or len(produced.shape) < 2:
         raise ShapeError("the test pipeline produced no image")
-    shape = tuple(img.shape)
+    shape = tuple(produced.shape)
     # numpy images are HWC; a tensor (ToTensor-like steps that are not filtered) is CHW
-    h, w = (shape[0], shape[1]) if isinstance(img, np.ndarray) else (shape[-2], shape[-1])
+    h, w = (shape[0], shape[1]) if isinstance(produced, np.ndarray) else (shape[-2], shape[-1])
     return int(h), int(w)
 
 

@@ -63,9 +63,9 @@ class NetworkGuard:
 
         _connect = socket.socket.connect
         _getaddrinfo = socket.getaddrinfo
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.create_connection = create_connection  # type: ignore[assignment]
-        socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+        socket.socket.connect = connect  # type: ignore[method-assign,assignment]  # deliberate monkeypatch
+        socket.create_connection = create_connection
+        socket.getaddrinfo = getaddrinfo
 
 
 def _where(exc: BaseException) -> str:
