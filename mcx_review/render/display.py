@@ -15,21 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mcx_review.metafile import verdicts as metafile
-from mcx_review.report import module_tree
+from mcx_review.render.cells import (FAILED, PENDING, Row, cell, depth_rows, module_rows,  # noqa: F401 - re-exported
+                                     number_cells, numbers_cells, side_has_error, stacked_pair, where_more, where_rows)
+from mcx_review.render.metafile_lines import MetafileLine, metafile_lines, metafile_problems  # noqa: F401
 from mcx_review.report.compare import head_failed, limit_of
 from mcx_review.report.types import METRIC_NAMES, METRICS
-from mcx_review.units import (ARROW, DASH, format_change, format_count, format_delta, format_percent,
-                              format_shape, format_shapes)
-
-FAILED = "\u2717"  # in a number cell: this side could not be counted
-PENDING = "\u2026"  # in a number cell: another shard measures this side
-
-Row = Tuple[str, Optional[str], List[str]]  # (module, 'base only' / 'head only' / None, [FLOPs, params, activations])
-
-
-def side_has_error(entry: Mapping[str, Any], side: str) -> bool:
-    return any(e.get("side") == side for e in entry.get("errors") or [])
-
+from mcx_review.units import ARROW, format_count, format_delta, format_percent, format_shape
 
 def fails(entry: Mapping[str, Any]) -> bool:
     """Fails the review: newly broken at head, a budget at fail level, or a metafile left stale
@@ -195,91 +186,6 @@ def indirect_reasons(entry: Mapping[str, Any]) -> List[str]:
     return [r for r in entry.get("reasons") or [] if r != "changed"]
 
 
-def _value(entry: Mapping[str, Any], side: str, key: str) -> Any:
-    stats = entry.get(side)
-    return stats.get(key) if stats else None
-
-
-def _side_mark(entry: Mapping[str, Any], side: str) -> Optional[str]:
-    if entry.get(side) is None:
-        if side_has_error(entry, side):
-            return FAILED
-        if side in (entry.get("pending") or []):
-            return PENDING
-    return None
-
-
-def cell(entry: Mapping[str, Any], key: str, fmt_one: Callable[[Any], str],
-         fmt_pair: Callable[[Any, Any], str]) -> str:
-    """One number cell; a side that failed (``✗``) or is pending (``…``) shows as such."""
-    base, head = _value(entry, "base", key), _value(entry, "head", key)
-    bmark, hmark = _side_mark(entry, "base"), _side_mark(entry, "head")
-    if bmark or hmark:
-        left = bmark or (fmt_one(base) if base is not None else None)
-        right = hmark or (fmt_one(head) if head is not None else None)
-        return f"{left} {ARROW} {right}" if left and right else (left or right or DASH)
-    return fmt_pair(base, head)
-
-
-def number_cells(entry: Mapping[str, Any]) -> List[str]:
-    """[input, FLOPs, params, activations] for one config: ``base → head (Δ, %)``, one value when
-    equal or one-sided, ``✗`` for a side that could not be counted, ``…`` for a pending one."""
-    cells = [cell(entry, "input_shape", format_shape, format_shapes)]
-    for m in METRICS:
-        cells.append(cell(entry, m, format_count, format_change))
-    return cells
-
-
-def module_rows(entry: Mapping[str, Any]) -> List[Tuple[str, Optional[str], List[str]]]:
-    """(module name, 'base only'/'head only'/None, [FLOPs, params, activations]) per top-level
-    module, head order then base-only ones; an uncalled module's FLOPs/activations read ``–``."""
-    bmods = (entry.get("base") or {}).get("modules") or {}
-    hmods = (entry.get("head") or {}).get("modules") or {}
-    names = sorted(dict.fromkeys([*hmods, *bmods]), key=_module_rank)
-    both = entry.get("base") is not None and entry.get("head") is not None
-    rows = []
-    for name in names:
-        b, h = bmods.get(name), hmods.get(name)
-        where = None
-        if both and b is None:
-            where = "head only"
-        elif both and h is None:
-            where = "base only"
-        rows.append((name, where, [_module_cell(b, h, m) for m in METRICS]))
-    return rows
-
-
-_MODULE_ORDER = ("data_preprocessor", "backbone", "neck", "head")
-
-
-def _module_rank(name: str) -> int:
-    """mm models' call order first (a JSON report with sorted keys loses model order); the rest
-    keep their order (sorted() is stable)."""
-    return _MODULE_ORDER.index(name) if name in _MODULE_ORDER else len(_MODULE_ORDER)
-
-
-def _module_value(mod: Optional[Mapping[str, Any]], metric: str) -> "int | str | None":
-    if mod is None:
-        return None
-    if metric != "params" and not mod.get("called", True):
-        return DASH
-    return int(mod.get(metric, 0))
-
-
-def numbers_cells(b: Optional[Mapping[str, Any]], h: Optional[Mapping[str, Any]]) -> List[str]:
-    """[FLOPs, params, activations] cells of one module, base numbers ``b`` and head ``h``
-    (either None where the module is absent), as the module table shows them."""
-    return [_module_cell(b, h, m) for m in METRICS]
-
-
-def _module_cell(b: Optional[Mapping[str, Any]], h: Optional[Mapping[str, Any]], metric: str) -> str:
-    bv, hv = _module_value(b, metric), _module_value(h, metric)
-    if isinstance(bv, str) or isinstance(hv, str):
-        one = [format_count(v) if isinstance(v, int) else v for v in (bv, hv) if v is not None]
-        return one[0] if len(one) == 1 or one[0] == one[1] else f"{one[0]} {ARROW} {one[1]}"
-    return format_change(bv, hv)
-
-
 def short_sha(rev: Optional[Mapping[str, Any]]) -> str:
     sha = (rev or {}).get("sha")
     return sha[:7] if sha else "?"
@@ -397,138 +303,6 @@ def headline(shown: Sequence[Mapping[str, Any]], unchanged: Sequence[Mapping[str
         limited=sum(1 for c in shown if limited(c) and not fails(c)))
 
 
-# ---------------------------------------------------------------- where it changed, --depth
-
-def _numbers(entry: Mapping[str, Any], side: str, module: str, numbers: Optional[Mapping[str, Any]]
-             ) -> Optional[Mapping[str, Any]]:
-    """A module's numbers as the module table takes them: ``called`` from its top-level module
-    (a head that never runs under ``extract_feat`` shows ``–`` for FLOPs and activations)."""
-    if not numbers:
-        return None
-    top = ((entry.get(side) or {}).get("modules") or {}).get(module.split(".")[0]) or {}
-    return dict(numbers, called=top.get("called", True))
-
-
-def _where_label(row: Mapping[str, Any]) -> Optional[str]:
-    if row.get("base") is None:
-        return "head only"
-    if row.get("head") is None:
-        return "base only"
-    return None
-
-
-def where_rows(entry: Mapping[str, Any]) -> List[Row]:
-    """Where it changed: the deepest modules whose numbers differ, largest FLOPs change first
-    (``('backbone.layer3', None, ['1.163G → 2.817G (+1.654G, +142.2%)', ...])``)."""
-    rows = (entry.get("where") or {}).get("rows") or []
-    return [(str(r["module"]), _where_label(r), _cells(entry, r)) for r in rows]
-
-
-def _cells(entry: Mapping[str, Any], row: Mapping[str, Any]) -> List[str]:
-    name = str(row["module"])
-    return numbers_cells(_numbers(entry, "base", name, row.get("base")), _numbers(entry, "head", name, row.get("head")))
-
-
-def where_more(entry: Mapping[str, Any]) -> int:
-    """How many more modules differ than :func:`where_rows` lists."""
-    return int((entry.get("where") or {}).get("more") or 0)
-
-
-def depth_rows(entry: Mapping[str, Any], depth: Optional[int]) -> List[Row]:
-    """``--depth N``: every module to depth N, base → head, from the trees the report kept
-    (empty when it kept none)."""
-    base, head = entry.get("base") or {}, entry.get("head") or {}
-    if not depth or ("tree" not in base and "tree" not in head):
-        return []
-    both = bool(entry.get("base")) and bool(entry.get("head"))
-    out = []
-    for r in module_tree.depth_rows(base.get("tree"), head.get("tree"), depth):
-        label = _where_label(r) if both else None
-        out.append((str(r["module"]), label, _cells(entry, r)))
-    return out
-
-
-# ---------------------------------------------------------------- metafile verdicts
-
-class MetafileLine(NamedTuple):
-    """One metafile verdict to show: ``status`` (metafile.py's words), ``label`` for a reader,
-    the entry (``name`` in ``file``, None for a config-level line) and ``details`` such as
-    ``'FLOPs: metafile says 0.56G, measured 1.164G (+107.8%)'``."""
-
-    status: str
-    label: str
-    name: Optional[str]
-    file: Optional[str]
-    details: List[str]
-
-
-_LABELS = {"stale": "metafile stale", "legacy": "metafile already off at base (not this change)",
-           "fixed": "metafile agrees now (was off at base)", "agrees": "metafile agrees",
-           "no entry": "no metafile entry", "not compared": "metafile not compared"}
-
-
-def metafile_lines(entry: Mapping[str, Any]) -> List[MetafileLine]:
-    """What a reader should see of a config's metafile verdict: each entry that is stale, legacy
-    or fixed with its figures; one line when all agree; "no entry" for an added or renamed config;
-    "not compared" with the reason (input forced)."""
-    v = entry.get("metafile") or {}
-    status = v.get("status")
-    if not status:
-        return []
-    if status == "no entry":
-        return [MetafileLine(status, _LABELS[status], None, None, [])] \
-            if entry.get("status") in ("added", "renamed") else []
-    if status == "not compared":
-        note = v.get("note")
-        return [MetafileLine(status, _LABELS[status] + (f" ({note})" if note else ""), None, None, [])] \
-            if note else []
-    lines = []
-    for e in v.get("entries") or []:
-        problems = [f"{metafile.METRIC_KEYS[c['metric']]}: {c['problem']}" for c in e.get("checks") or []
-                    if c.get("problem")]
-        if e.get("status") in ("stale", "legacy", "fixed"):
-            wrong = [c for c in e.get("checks") or [] if "agrees" in c and
-                     (not c["agrees"] or (e["status"] == "fixed" and c.get("base_agrees") is False))]
-            details = [_legacy_part(metafile.says(c)) if e["status"] == "stale" and c.get("base_agrees") is False
-                       else metafile.says(c) for c in wrong if not c["agrees"]] or \
-                [f"{metafile.METRIC_KEYS[c['metric']]}: {c['published']} agrees" for c in wrong]
-            lines.append(MetafileLine(e["status"], _LABELS[e["status"]], e.get("name"), e.get("file"),
-                                      details + problems))
-        elif problems:
-            lines.append(MetafileLine("not compared", _LABELS["not compared"], e.get("name"), e.get("file"), problems))
-    lines = _grouped(lines)
-    if not lines and status == "agrees":
-        entries = v.get("entries") or []
-        one = entries[0] if len(entries) == 1 else {}
-        lines.append(MetafileLine("agrees", _LABELS["agrees"], one.get("name"), one.get("file"), []))
-    if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
-        lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
-    return lines
-
-
-def _legacy_part(text: str) -> str:
-    """``'… (+90.1%)'`` -> ``'… (+90.1%; already off at base)'``: this figure was wrong before the change."""
-    return text[:-1] + "; already off at base)" if text.endswith(")") else text + " (already off at base)"
-
-
-def _grouped(lines: List[MetafileLine]) -> List[MetafileLine]:
-    """Entries of one config that say the same (a config published under several names, e.g. with
-    and without EMA weights) as one line naming them all."""
-    out: Dict[Tuple[str, Optional[str], Tuple[str, ...]], MetafileLine] = {}
-    for line in lines:
-        key = (line.status, line.file, tuple(line.details))
-        if key in out and line.name:
-            out[key] = out[key]._replace(name=f"{out[key].name}, {line.name}")
-        else:
-            out.setdefault(key, line)
-    return list(out.values())
-
-
-def metafile_problems(report: Mapping[str, Any]) -> List[str]:
-    """Metafiles that could not be read (``'configs/x/metafile.yml: invalid YAML at line 3: ...'``)."""
-    return [str(p) for p in report.get("metafile_problems") or []]
-
-
 # ---------------------------------------------------------------- the display model, built in one pass
 
 class ErrorLine(NamedTuple):
@@ -616,13 +390,6 @@ class Display:
         return not self.shown and not self.unchanged
 
 
-def _stacked_pair(base: Optional[int], head: Optional[int]) -> str:
-    if base is None or head is None or base == head:
-        one = head if base is None else base
-        return format_count(one) if one is not None else DASH
-    return f"{format_count(base)} {ARROW} {format_count(head)}\n{format_delta(base, head)}"
-
-
 def _budget_line(b: Mapping[str, Any]) -> BudgetLine:
     metric = str(b.get("metric", ""))
     return BudgetLine(level=str(b.get("level", "warn")), metric=metric, metric_name=METRIC_NAMES.get(metric, metric),
@@ -659,7 +426,7 @@ def config_view(entry: Mapping[str, Any], prefix: str, depth: Optional[int] = No
         old_path=short(entry["old_path"], prefix) if entry.get("old_path") else None,
         fails=fails(entry), warns=warns(entry) or limited(entry), notes=status_notes(entry),
         reasons=[_short_reason(reason_view(r), prefix) for r in indirect_reasons(entry)],
-        cells=number_cells(entry), stacked=[cell(entry, m, format_count, _stacked_pair) for m in METRICS],
+        cells=number_cells(entry), stacked=[cell(entry, m, format_count, stacked_pair) for m in METRICS],
         modules=depth_modules or module_rows(entry), depth_modules=depth_modules,
         where=where_rows(entry), where_more=where_more(entry),
         metafile=[m._replace(file=short(m.file, prefix)) if m.file else m for m in metafile_lines(entry)],

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
-from mcx_review.render.display import BudgetLine, ConfigView, Display, Footer, Headline, Reason, Row, build
+from mcx_review.render.cells import Row
+from mcx_review.render.display import BudgetLine, ConfigView, Display, Footer, Headline, Reason, build
 from mcx_review.report.types import METRIC_NAMES
 from mcx_review.units import ARROW, format_change, format_count
 

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcx_review.render.display import ConfigView, Display, Footer, Headline, Row, build
+from mcx_review.render.cells import Row
+from mcx_review.render.display import ConfigView, Display, Footer, Headline, build
 from mcx_review.units import ARROW, format_count
 
 __all__ = ["render_text", "format_text", "clean", "wrap_path"]
