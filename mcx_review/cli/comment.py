@@ -18,17 +18,26 @@ from mcx_review.log import log, quiet
 from mcx_review.github.comment import BEHAVIORS, CommentError, Outcome, PostSettings, PrQuery, post, sha_or_none
 
 
+EPILOG = """\
+exit codes:
+  0  posted or updated (or a posting error without --fail-on-comment-error: logged, and the report
+     goes to the step summary instead)
+  1  the comment could not be posted and --fail-on-comment-error is set
+  2  the report cannot be read or does not match the report schema"""
+
+
 def add_arguments(parser: argparse.ArgumentParser, with_report: bool = True) -> None:
     """The comment flags; ``with_report`` adds the REPORT.json argument (the `comment` subcommand)."""
+    from mcx_review.cli.options import positive_int
     if with_report:
         parser.add_argument("report", type=Path, metavar="REPORT.json", help="a report written with --json")
-        parser.add_argument("--max-bytes", type=int, default=None,
-                            help="refuse a report file larger than this (default 5 MiB)")
-        parser.add_argument("-q", "--quiet", action="store_true")
+        parser.add_argument("--max-bytes", type=positive_int, default=None, metavar="BYTES",
+                            help="refuse a report file larger than this many bytes (default 5 MiB)")
+        parser.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr (errors still show)")
     g = parser.add_argument_group("PR comment")
     g.add_argument("--repo-name", metavar="OWNER/NAME", help="repository (default $GITHUB_REPOSITORY)")
     pr = g.add_mutually_exclusive_group()
-    pr.add_argument("--pr", type=int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH)")
+    pr.add_argument("--pr", type=positive_int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH)")
     pr.add_argument("--pr-from-sha", metavar="SHA",
                     help="find the open PR whose head is SHA through the API (fork-safe workflow_run; "
                          "default in a workflow_run job: the run's head SHA, repository and branch)")

@@ -9,6 +9,10 @@ from mcx_review.log import log
 from mcx_review.report.merge import merge_files
 
 HELP = "join the JSON reports of --shard runs into one report"
+EPILOG = """\
+exit codes:
+  0  merged and written
+  2  a report cannot be read, is not a shard of the same review, or a shard is missing"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -2,11 +2,13 @@
 
 Without FILEs: the configs a change affects (the review's own arguments: ``--base``, ``--head``,
 ``--staged``, ``--worktree``), measured at head and compared with their entries as the review
-does; an entry that already disagreed at base is legacy (rewritten by ``--write``, never fails
-``--check``). With FILEs (configs, or metafile.yml files meaning every config they list): those
-configs measured in the working tree. ``--write`` rewrites the disagreeing FLOPs / Parameters of
-the working tree's metafiles in place (only those characters change) and prints each change;
-``--check`` prints the stale entries and exits 1 when there is one.
+does; an entry that already disagreed at base is legacy (never fails ``--check``, rewritten by
+``--write`` only with ``--include-legacy``: it is not this change's to fix). With FILEs (configs,
+or metafile.yml files meaning every config they list): those configs measured in the working tree,
+and every disagreeing entry is stale. ``--write`` rewrites the stale FLOPs / Parameters of the
+working tree's metafiles in place (only those characters change), prints each change and how to
+verify it; ``--check`` prints the stale entries and exits 1 when there is one; ``--json FILE``
+writes every entry with its verdict and integers (metafile/audit.py), progress on stderr.
 """
 from __future__ import annotations
 
@@ -16,12 +18,21 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
-from mcx_review.cli.options import parse_rss
+from mcx_review.cli.options import parse_rss, positive_int, positive_seconds
 from mcx_review.errors import UsageError
 from mcx_review.log import Log, log, quiet
 from mcx_review.metafile import verdicts as metafile
 from mcx_review.metafile import files as metafile_files
 
+EPILOG = """\
+FLOPs and Parameters are counts (one multiply-add = one FLOP, as fvcore counts them), compared at
+the precision each figure is published with (560000000 agrees with a measured 556,651,520).
+
+exit codes:
+  0  --check: no entry is stale (legacy entries, already off at base, never fail);
+     --write: written, or nothing to write
+  1  --check: an entry is stale
+  2  usage, git, settings or metafile write error"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,21 +42,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--check", action="store_true", help="print stale entries; exit 1 when there is one")
     p.add_argument("files", nargs="*", metavar="FILE", help="configs or metafile.yml files to measure in the "
                    "working tree (default: the configs the change base...head affects)")
-    p.add_argument("--base", default=None, help="base revision of the change (default: HEAD for "
+    p.add_argument("--base", default=None, metavar="REV", help="base revision of the change (default: HEAD for "
                    "--staged/--worktree, else main)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--head", default=None, help="head revision (default HEAD)")
+    g.add_argument("--head", default=None, metavar="REV", help="head revision (default HEAD)")
     g.add_argument("--staged", action="store_true", help="head is the index")
     g.add_argument("--worktree", action="store_true", help="head is the working tree")
-    p.add_argument("--repo", type=Path, default=Path("."), help="repository (default: current directory)")
-    p.add_argument("--config", dest="settings", type=Path, help="settings file (default: .mcx-review.yaml)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds one analysis may take (600)")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes")
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="repository (default: current directory)")
+    p.add_argument("--config", dest="settings", type=Path, metavar="FILE",
+                   help="settings file (default: .mcx-review.yaml)")
+    p.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="SECONDS",
+                   help="seconds one analysis may take (default 600)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
+                   help="worker processes, at least 1 (default: by cores and memory)")
     p.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",
                    help="memory one worker may hold, e.g. 3G (default: as for review)")
-    p.add_argument("--cache-dir", type=Path, help="result cache (default ~/.cache/mcx-review)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="result cache (default ~/.cache/mcx-review)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--include-legacy", action="store_true", help="--write also rewrites entries that were "
+                   "already off at base (not this change's; default: left alone and listed)")
+    p.add_argument("--json", dest="json_out", type=Path, metavar="FILE", help="also write every entry's verdict, "
+                   "published and measured integers and input-size rule as JSON to FILE ('-': stdout); "
+                   "progress goes to stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no log lines or progress on stderr (errors still show)")
 
 
 def _say(args: argparse.Namespace) -> Log:
@@ -54,7 +73,34 @@ def _say(args: argparse.Namespace) -> Log:
 
 def run(args: argparse.Namespace) -> int:
     root, entries = _measure_files(args) if args.files else _review(args)
-    return report_and_write(root, entries, write=args.write)
+    if args.json_out is not None:
+        write_json(args.json_out, entries)
+    return report_and_write(root, entries, write=args.write, include_legacy=args.include_legacy,
+                            hint=verify_hint(args))
+
+
+def write_json(path: Path, entries: Sequence[Dict[str, Any]]) -> None:
+    """The audit document (metafile/audit.py) to ``path``, or stdout for '-'."""
+    import json
+
+    from mcx_review.measure.cache import package_versions
+    from mcx_review.metafile import audit
+
+    text = json.dumps(audit.document(entries, package_versions()), indent=1) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def verify_hint(args: argparse.Namespace) -> str:
+    """How to check what --write just wrote: the edit is in the working tree, so a check of a
+    committed head still sees the old figures."""
+    if args.files:
+        return "to verify: mcx-review metafile --check " + " ".join(args.files)
+    base = f" --base {args.base}" if args.base else ""
+    return (f"to verify: mcx-review metafile --check{base} --worktree (the edits are not committed: "
+            "a check of a committed head still sees the old figures), or commit them first")
 
 
 _WORDS = {"stale": "STALE", "legacy": "already off at base (not this change)", "fixed": "agrees (was off at base)",
@@ -66,18 +112,23 @@ def _figures(e: Dict[str, Any]) -> str:
                      for c in e.get("checks") or [] if "measured" in c)
 
 
-def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool) -> int:
+def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool,
+                     include_legacy: bool = False, hint: str = "") -> int:
     """``--check``: one line per metafile entry of the configs (its verdict and figures), exit 1 when
-    one is stale. ``--write``: rewrite every disagreeing figure (stale or legacy), one line per
-    change."""
+    one is stale. ``--write``: rewrite the disagreeing figures of stale entries (and of legacy ones
+    with ``include_legacy``), one line per change, then ``hint``."""
     plan: Dict[str, Dict[Any, Any]] = {}
     stale = 0
+    statuses = ("stale", "legacy") if include_legacy else ("stale",)
+    left: List[str] = []
     for entry in entries:
         verdict = entry.get("metafile") or {}
         if verdict.get("status") == "stale":
             stale += 1
-        for rel, updates in metafile_files.planned_updates(entry).items():
+        for rel, updates in metafile_files.planned_updates(entry, statuses).items():
             plan.setdefault(rel, {}).update(updates)
+        left += [f"{e['file']}: {e['name']}" for e in verdict.get("entries") or []
+                 if e.get("status") == "legacy" and not include_legacy]
         for e in verdict.get("entries") or []:
             for c in e.get("checks") or []:
                 if c.get("problem"):
@@ -85,15 +136,20 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
             if not write and e.get("status"):
                 wrong = [metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False]
                 detail = "; ".join(wrong) if wrong else _figures(e)
-                print(f"{e['file']}: {e['name']} ({entry['path']}): {_WORDS[e['status']]}: {detail}")
+                words = _WORDS[e["status"]] + (" (deploy form)" if e.get("deploy_form") else "")
+                print(f"{e['file']}: {e['name']} ({entry['path']}): {words}: {detail}")
         if not write and verdict.get("status") == "not compared" and verdict.get("note"):
             print(f"{entry['path']}: not compared ({verdict['note']})")
     if write:
         changes = metafile_files.write_updates(root, plan)  # WriteError: exit 2
         for c in changes:
             print(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}")
+        for name in left:
+            print(f"{name}: left as it is: already off at base, not this change's (--include-legacy writes it)")
         if not changes:
-            print("nothing to write: every entry agrees with its config")
+            print("nothing to write: every entry this change affects agrees with its config")
+        elif hint:
+            print(hint)
         return 0
     if not any((e.get("metafile") or {}).get("entries") for e in entries):
         print("no metafile entry names these configs")
@@ -165,11 +221,15 @@ def _measure_files(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, Any]]
         c, stats = entry["path"], entry.get("head")
         for e in entry.get("errors") or []:
             say(f"{c}: {e['message']}")
-        if stats is None:
-            continue
         published = [{**e, "base": None} for e in index.entries(c)]
+        if stats is None:
+            if published:  # in the audit as "not counted", with its cause
+                out.append({"path": c, "status": "error", "head": None, "errors": entry.get("errors") or [],
+                            "metafile": metafile.verdict(None, None, published, "warn")})
+            continue
         if not published:
             say(f"{c}: no metafile entry names this config")
+            out.append({"path": c, "status": "changed", "head": stats})  # the audit lists it, measured
             continue
         shape = settings.shape_for(c)
         v = metafile.verdict(stats, None, published, "warn",

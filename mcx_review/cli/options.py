@@ -68,6 +68,24 @@ def _shard(text: str) -> Tuple[int, int]:
     return k, n
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--jobs 0`` and ``--jobs -2`` are usage errors, not a hang or a crash)."""
+    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    """Seconds > 0 (``--timeout -5`` is a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, a number above 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds, a number above 0, got {text!r}")
+    return value
+
+
 def _depth(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 50:
         raise argparse.ArgumentTypeError(f"--depth takes a module depth from 1 to 50, got {text!r}")
@@ -75,6 +93,26 @@ def _depth(text: str) -> int:
 
 
 def add_review_arguments(p: argparse.ArgumentParser) -> None:
+    add_core_review_arguments(p)
+    run = p.add_argument_group("performance and cache")
+    run.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="SECONDS",
+                     help="seconds one analysis may take (default 600)")
+    run.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
+                     help="worker processes, at least 1 (default: by cores and memory)")
+    run.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",
+                     help="memory one worker may hold, e.g. 3G or 2500M (default: 80%% of the machine's "
+                          "memory shared by the workers, at most 3G); a worker past it is replaced after "
+                          "its job, and a model that needs more runs alone")
+    run.add_argument("--cache-dir", type=Path, metavar="DIR", help="result cache (default ~/.cache/mcx-review)")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    run.add_argument("--shard", type=_shard, metavar="K/N", help="analyse shard K of N (join the reports with `merge`)")
+    run.add_argument("--impact", choices=("definitions", "files"), default=None,
+                     help="how a code change selects configs: definitions (default: models that reach a "
+                          "changed top-level definition) or files (every model that imports a changed file)")
+
+
+def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGroup") -> None:
+    """What a review is of and where its report goes: the options the top-level help shows first."""
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="review only what these changed files or directories affect (as pre-commit "
                    "passes them); paths relative to the current directory, like git pathspecs; "
@@ -87,30 +125,19 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--worktree", action="store_true", help="head is the working tree")
     p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="repository (default: current directory)")
     p.add_argument("--shape", type=parse_shape, metavar="H [W]",
-                   help=f"force the input size: H, H W or HxW, each 1..{MAX_SIDE}; default: what each "
-                   "config's test pipeline produces (channels always come from the config)")
+                   help=f"force the input size in pixels: H, H W or HxW, each 1..{MAX_SIDE}; default: the "
+                   "size each config declares (test pipeline, backbone img_size, ...; channels always "
+                   "come from the config)")
     p.add_argument("--format", choices=("text", "md", "json"), default=None, help="output format (default text)")
     p.add_argument("--output", "-o", type=Path, metavar="PATH", help="write the report here instead of stdout")
     p.add_argument("--json", dest="json_path", type=Path, metavar="PATH", help="also write the JSON report here")
     p.add_argument("--markdown", dest="md_path", type=Path, metavar="PATH", help="also write the Markdown here")
     p.add_argument("--config", dest="settings", type=Path, metavar="FILE", help="settings file (default: .mcx-review.yaml "
                    "of the head revision)")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="seconds one analysis may take (600)")
-    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="worker processes (default: by cores and memory)")
-    p.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",
-                   help="memory one worker may hold, e.g. 3G or 2500M (default: 80%% of the machine's "
-                        "memory shared by the workers, at most 3G); a worker past it is replaced after "
-                        "its job, and a model that needs more runs alone")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="result cache (default ~/.cache/mcx-review)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    p.add_argument("--shard", type=_shard, metavar="K/N", help="analyse shard K of N (join the reports with `merge`)")
-    p.add_argument("--impact", choices=("definitions", "files"), default=None,
-                   help="how a code change selects configs: definitions (default: models that reach a "
-                        "changed top-level definition) or files (every model that imports a changed file)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
     p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
-    p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment (options: "
+                   "mcx-review review --help)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, hints or other log lines "
                    "on stderr (errors still show)")
 

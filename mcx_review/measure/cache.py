@@ -54,7 +54,7 @@ def cache_key(resolved: Dict[str, Any], code: str, versions: Optional[Dict[str, 
     payload = {
         "schema": SCHEMA,
         "mcx-review": __version__,
-        "stats": 2,  # 2: stats hold the per-module tree (module_tree.py)
+        "stats": 3,  # 2: stats hold the per-module tree (module_tree.py); 3: the input rule, the deploy form
         "versions": package_versions() if versions is None else versions,
         "scope": resolved.get("scope"),
         "model": resolved.get("model"),

@@ -235,13 +235,16 @@ def update_text(text: str, rel: str, updates: Dict[Tuple[str, str], Any]) -> Tup
     return "".join(lines), sorted(changes, key=lambda c: (c.file, positions[(c.name, c.key)]))
 
 
-def planned_updates(entry: Dict[str, Any]) -> Dict[str, Dict[Tuple[str, str], Any]]:
+def planned_updates(entry: Dict[str, Any], statuses: Sequence[str] = ("stale", "legacy")
+                    ) -> Dict[str, Dict[Tuple[str, str], Any]]:
     """From one config's verdict: file -> {(name, key): new value} for every figure that disagrees
-    at head (stale or legacy), written at the figure's own precision."""
+    at head in an entry whose status is in ``statuses``, written at the figure's own precision."""
     from mcx_review.metafile.verdicts import format_like
 
     out: Dict[str, Dict[Tuple[str, str], Any]] = {}
     for e in (entry.get("metafile") or {}).get("entries") or []:
+        if e.get("status") not in statuses:
+            continue
         for c in e.get("checks") or []:
             if c.get("agrees") is False:
                 out.setdefault(e["file"], {})[(e["name"], KEYS[c["metric"]])] = \

@@ -9,7 +9,8 @@ measured 556,651,520 agrees with 560000000, and 4,109,464,576 disagrees with '4.
 
 Verdicts, per published entry and per config (the worst of its entries):
 
-* ``agrees`` -- every published figure agrees at head;
+* ``agrees`` -- every published figure agrees at head (with the model as built, or, when the model
+  has a re-parameterised inference form, with that form: the entry is then marked ``deploy_form``);
 * ``stale`` -- a figure disagrees at head that agreed at base (or had no base to agree with):
   the change left the metafile behind; a warning, or a failure with ``metafile: fail``;
 * ``legacy`` -- every disagreeing figure already disagreed at base: marked, never fails;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
 from mcx_review.report.types import MetafileVerdict
 from mcx_review.units import format_count, format_percent
@@ -149,6 +150,19 @@ def _check(metric: str, raw: Any, measured: Optional[int], base_raw: Any,
             "measured": int(measured), "agrees": pub.agrees(measured), "base_agrees": base_agrees}
 
 
+def _checks(pub: Mapping[str, Any], head: Optional[Mapping[str, Any]], base: Optional[Mapping[str, Any]]
+            ) -> List[Dict[str, Any]]:
+    """The entry's checks against one set of measured numbers at head and at base."""
+    base_pub = pub.get("base") or {}
+    out = []
+    for metric, _ in METRICS:
+        c = _check(metric, pub.get(metric), head.get(metric) if head else None, base_pub.get(metric),
+                   base.get(metric) if base else None)
+        if c is not None:
+            out.append(c)
+    return out
+
+
 def _as_text(raw: Any) -> str:
     text = str(raw)
     return text if len(text) <= 100 else text[:99] + "\u2026"
@@ -175,16 +189,21 @@ def verdict(head: Optional[Mapping[str, Any]], base: Optional[Mapping[str, Any]]
     ``base``: the measured stats (None when not measured)."""
     out: MetafileVerdict = {"status": "no entry", "level": level, "note": note, "entries": []}
     for pub in published:
-        base_pub = pub.get("base") or {}
-        checks = []
-        for metric, _ in METRICS:
-            if not compare:
-                continue
-            c = _check(metric, pub.get(metric), head.get(metric) if head else None, base_pub.get(metric),
-                       base.get(metric) if base else None)
-            if c is not None:
-                checks.append(c)
+        checks = _checks(pub, head, base) if compare else []
+        deploy = (head or {}).get("deploy")
         item = dict(pub)
+        if deploy and any(c.get("agrees") is False for c in checks):
+            # the metafile may publish the re-parameterised inference form (RepVGG, MobileOne)
+            alt = _checks(pub, deploy, (base or {}).get("deploy") or base)
+            if any("agrees" in c for c in alt) and all(c["agrees"] for c in alt if "agrees" in c):
+                checks = alt
+                item["deploy_form"] = True
+        base_deploy = (base or {}).get("deploy")
+        if base_deploy and not item.get("deploy_form"):  # agreed at base with the deploy form: not legacy
+            at_base = {c["metric"]: c for c in _checks(pub, base_deploy, base_deploy)}
+            for c in checks:
+                if c.get("base_agrees") is False and (at_base.get(c["metric"]) or {}).get("base_agrees"):
+                    c["base_agrees"] = True
         item["checks"] = checks
         item["status"] = entry_status(checks) if any("agrees" in c for c in checks) else None
         out["entries"].append(item)
@@ -203,7 +222,8 @@ def recompute(entry: Mapping[str, Any]) -> Optional[MetafileVerdict]:
     old = entry.get("metafile")
     if not old:
         return None
-    published = [{k: v for k, v in e.items() if k not in ("checks", "status")} for e in old.get("entries") or []]
+    published = [{k: v for k, v in e.items() if k not in ("checks", "status", "deploy_form")}
+                 for e in old.get("entries") or []]
     compare = not (old.get("note") or "").startswith(FORCED)
     return verdict(entry.get("head"), entry.get("base"), published, old.get("level") or "warn",
                    note=old.get("note"), compare=compare)

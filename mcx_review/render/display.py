@@ -11,7 +11,7 @@ comment job renders without them).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mcx_review.metafile import verdicts as metafile
@@ -243,6 +243,36 @@ def warnings_by_message(entry: Mapping[str, Any]) -> List[Tuple[str, str]]:
 
 
 
+def deploy_note(entry: Mapping[str, Any]) -> Optional[str]:
+    """``"deploy form: 1.36G"`` (``"deploy form: 1.36G → 1.5G"`` when it changed): the FLOPs of the
+    re-parameterised inference form, when the model has one (analysis.count_deploy)."""
+    base = (entry.get("base") or {}).get("deploy")
+    head = (entry.get("head") or {}).get("deploy")
+    if base and head and base["flops"] != head["flops"]:
+        return f"deploy form: {format_count(base['flops'])} {ARROW} {format_count(head['flops'])}"
+    either = head or base
+    return f"deploy form: {format_count(either['flops'])}" if either else None
+
+
+_RULE_WORDS = {"backbone img_size": "the backbone's img_size", "data preprocessor size": "the data preprocessor's size",
+               "default 224": "no declared size, 224"}
+
+
+def input_rule_notes(configs: Sequence[Mapping[str, Any]], prefix: str) -> List[Tuple[str, List[str]]]:
+    """(where the size came from, configs) per input-size rule other than the test pipeline or a
+    forced shape: ``("the backbone's img_size", ["sam/x.py", ...])``. Empty when every measured
+    side took its size from its test pipeline."""
+    by_rule: Dict[str, List[str]] = {}
+    for entry in configs:
+        for side in ("base", "head"):
+            rule = (entry.get(side) or {}).get("input_rule")
+            if rule in _RULE_WORDS:
+                paths = by_rule.setdefault(_RULE_WORDS[rule], [])
+                if short(entry["path"], prefix) not in paths:
+                    paths.append(short(entry["path"], prefix))
+    return list(by_rule.items())
+
+
 def status_notes(entry: Mapping[str, Any]) -> List[str]:
     """What a reader must know about a config besides its numbers (shared by both renderers)."""
     notes: List[str] = []
@@ -263,6 +293,9 @@ def status_notes(entry: Mapping[str, Any]) -> List[str]:
         notes.append("pending: " + " and ".join(str(p) for p in entry["pending"]))
     if "tensor" in forwards(entry):
         notes.append("forward(mode='tensor')")
+    deploy = deploy_note(entry)
+    if deploy:
+        notes.append(deploy)
     status = (entry.get("metafile") or {}).get("status")
     if status == "stale":
         notes.append("metafile stale")
@@ -371,6 +404,8 @@ class Footer:
     shard: Optional[Tuple[int, int]]
     tools: List[Tuple[str, str]]  # (name, version), mcx-review, torch, fvcore first
     tensor_forward: bool  # a shown config was measured on forward(mode='tensor')
+    # input sizes not from a test pipeline: (where from, configs), see input_rule_notes
+    input_rules: List[Tuple[str, List[str]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -435,7 +470,7 @@ def config_view(entry: Mapping[str, Any], prefix: str, depth: Optional[int] = No
         warnings=warnings_by_message(entry), figures=_figures(entry))
 
 
-def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]]) -> Footer:
+def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]], prefix: str = "") -> Footer:
     base, head = report.get("base") or {}, report.get("head") or {}
     tool = report.get("tool") or {}
     first = ("mcx-review", "torch", "fvcore")
@@ -451,7 +486,8 @@ def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]]) -> Fo
                   shape=format_shape(shape) if shape else None,
                   shard=(int(shard[0]), int(shard[1])) if shard else None,
                   tools=[(str(n), str(tool[n])) for n in names],
-                  tensor_forward=any("tensor" in forwards(c) for c in shown))
+                  tensor_forward=any("tensor" in forwards(c) for c in shown),
+                  input_rules=input_rule_notes(report.get("configs") or [], prefix))
 
 
 def build(report: Mapping[str, Any]) -> Display:
@@ -462,5 +498,5 @@ def build(report: Mapping[str, Any]) -> Display:
     return Display(headline=headline(shown, unchanged),
                    shown=[config_view(c, prefix, depth) for c in shown],
                    unchanged=[config_view(c, prefix) for c in unchanged],
-                   prefix=prefix, depth=depth, footer=_footer(report, shown),
+                   prefix=prefix, depth=depth, footer=_footer(report, shown, prefix),
                    metafile_problems=metafile_problems(report))

@@ -304,6 +304,7 @@ def footer(f: Footer, prefix: str) -> str:
         notes.append("Configs marked forward(mode='tensor') have no <code>extract_feat</code>: "
                      "measured on <code>forward(mode='tensor')</code>, head included.")
     notes.append(shapes)
+    notes += [f"Input size from {esc(words)}: {', '.join(code(p) for p in paths)}." for words, paths in f.input_rules]
     if prefix:
         notes.append(f"Paths under {code(prefix)}.")
     if f.shard:

@@ -56,7 +56,9 @@ def metafile_lines(entry: Mapping[str, Any]) -> List[MetafileLine]:
     if not lines and status == "agrees":
         entries = v.get("entries") or []
         one = entries[0] if len(entries) == 1 else {}
-        lines.append(MetafileLine("agrees", _LABELS["agrees"], one.get("name"), one.get("file"), []))
+        deploy = any(e.get("deploy_form") for e in entries)
+        lines.append(MetafileLine("agrees", _LABELS["agrees"] + (" (deploy form)" if deploy else ""),
+                                  one.get("name"), one.get("file"), []))
     if v.get("note") and lines:  # e.g. the entry still names a renamed config's old path
         lines[0] = lines[0]._replace(details=lines[0].details + [str(v["note"])])
     return lines

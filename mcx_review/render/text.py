@@ -9,7 +9,7 @@ read as rich markup.
 from __future__ import annotations
 
 import io
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from rich import box
 from rich.console import Console
@@ -154,6 +154,8 @@ def _revisions(f: Footer) -> Text:
     else:
         head_text = f"head {'the index' if f.head_kind == 'index' else 'the working tree'} on {f.head_sha}"
     note = f" \u00b7 input forced to {f.shape}" if f.shape else ""
+    note += "".join(f" \u00b7 input size from {words}: {', '.join(clean(p) for p in paths)}"
+                    for words, paths in f.input_rules)
     return Text(f"mcx-review \u00b7 {base_text} {ARROW} {head_text}{note}", style="dim")
 
 
@@ -198,11 +200,15 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
     out: Dict[str, List["Text | Line"]] = {"errors": [], "budgets": [], "metafiles": [], "not counted": [],
                                             "warnings": []}
     budgets: List[Text] = []  # sorted (failing first) before they join the other lines
+    errored: List[Note] = []  # notes that say the same for several configs are shown once
+    notes: List[Note] = []
+    warned: List[Note] = []
     for v in shown:  # an unchanged config's ops are not this change's
         name = clean(v.path)
         for e in v.errors:
             style = "red" if e.failing else "yellow" if e.limit else ""
-            out["errors"].append(Text(f"{name}: {clean(e.label)}: ", style=style).append(clean(e.message)))
+            errored.append((name, (e.label, e.message, style), lambda name=name, e=e, style=style:
+                            Text(f"{name}: {clean(e.label)}: ", style=style).append(clean(e.message))))
         for b in v.budgets:
             value = format_count(b.value)
             if b.base is not None:
@@ -218,11 +224,18 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
             out["metafiles"].append(Line(f"{name}: {m.label}{where}" + (":" if m.details else ""),
                                          [clean(d) for d in m.details], style=style, sep="; "))
         if v.unsupported_ops:
-            out["not counted"].append(Line(f"{name}:", [clean(f"{op} {n}") for op, n in v.unsupported_ops]))
+            ops = [clean(f"{op} {n}") for op, n in v.unsupported_ops]
+            notes.append((name, ("ops", tuple(ops)), lambda name=name, ops=ops: Line(f"{name}:", ops)))
         for side, mods in v.uncalled:
-            out["not counted"].append(Line(f"{name}: modules never called ({side}):", [clean(m) for m in mods]))
-        for side, message in v.warnings:
-            out["warnings"].append(Text(clean(f"{name} ({side}): {message}")))
+            called = [clean(m) for m in mods]
+            notes.append((name, ("uncalled", side, tuple(called)), lambda name=name, side=side, called=called:
+                          Line(f"{name}: modules never called ({side}):", called)))
+        for side, message in v.warnings:  # once per distinct message
+            warned.append((name, (side, message), lambda name=name, side=side, message=message:
+                           Text(clean(f"{name} ({side}): {message}"))))
+    out["errors"] = _grouped_lines(errored)
+    out["not counted"] = _grouped_lines(notes)
+    out["warnings"] = _grouped_lines(warned)
     budgets.sort(key=lambda t: not t.plain.startswith("FAIL"))
     out["budgets"] += budgets
     out["metafiles"].sort(key=lambda line: line.style == "")
@@ -240,15 +253,54 @@ def _modules(shown: List[ConfigView], depth: Optional[int]) -> Dict[str, List["T
     """Where it changed (every config measured at both sides) and, with ``--depth``, the module
     table to that depth."""
     out: Dict[str, List["Text | Line"]] = {"where it changed": [], "modules": []}
+    where: Dict[Any, List[str]] = {}  # identical rows (a base file's inheritors) shown once, for all
+    tables: Dict[Any, List[str]] = {}
+    for v in shown:
+        if v.where:
+            where.setdefault((repr(v.where), v.where_more), []).append(clean(v.path))
+        if v.depth_modules:
+            tables.setdefault(repr(v.depth_modules), []).append(clean(v.path))
     for v in shown:
         name = clean(v.path)
-        if v.where:
+        names = where.get((repr(v.where), v.where_more)) if v.where else None
+        if names and names[0] == name:
             out["where it changed"].append(Text(name + (f" (+{v.where_more} more modules differ)"
-                                                        if v.where_more else "")))
+                                                        if v.where_more else "") + same_for(names[1:])))
             out["where it changed"] += _module_lines(v.where)
-        if v.depth_modules:
-            out["modules"].append(Text(f"{name} (to depth {depth})"))
+        names = tables.get(repr(v.depth_modules)) if v.depth_modules else None
+        if names and names[0] == name:
+            out["modules"].append(Text(f"{name} (to depth {depth})" + same_for(names[1:])))
             out["modules"] += _module_lines(v.depth_modules)
+    return out
+
+
+def same_for(others: List[str], shown: int = 3) -> str:
+    """``" · same for 12 more configs: a.py, b.py, c.py +9 more"``; '' when there is no other."""
+    if not others:
+        return ""
+    listed = ", ".join(others[:shown]) + (f" +{len(others) - shown} more" if len(others) > shown else "")
+    return f" \u00b7 same for {len(others)} more config{'s' if len(others) != 1 else ''}: {listed}"
+
+
+Note = Tuple[str, Any, Callable[[], "Text | Line"]]  # (config name, what it says, its line)
+
+
+def _grouped_lines(notes: List[Note]) -> List["Text | Line"]:
+    """Notes that say the same thing (equal keys) shown once: the first config's line, then, on a
+    line of its own (the note's entries keep their wrapping), "same for N more configs"."""
+    names: Dict[Any, List[str]] = {}
+    for name, key, _ in notes:
+        names.setdefault(key, []).append(name)
+    out: List["Text | Line"] = []
+    for name, key, build in notes:
+        group = names.get(key)
+        if group and group[0] == name:
+            out.append(build())
+            others = group[1:]
+            if others:
+                out.append(Line(f"  same for {len(others)} more config{'s' if len(others) != 1 else ''}:",
+                                others[:3] + ([f"+{len(others) - 3} more"] if len(others) > 3 else []), style="dim"))
+            names[key] = []  # shown
     return out
 
 

@@ -50,6 +50,10 @@ class ModuleStats(TypedDict):
 
 class ModelStats(TypedDict):
     input_shape: List[int]  # [C, H, W]
+    # which rule chose H, W (input_shape.RULES): "forced", "backbone img_size", "test pipeline", ...
+    input_rule: "NotRequired[str]"
+    # the re-parameterised inference form (switch_to_deploy), when the model has one: {flops, params, activations}
+    deploy: "NotRequired[Dict[str, int]]"
     forward: Literal["extract_feat", "tensor"]
     flops: int
     params: int

@@ -227,15 +227,53 @@ def test_settings_globs_matching_nothing_warn_and_an_uncommitted_settings_file_i
 
 # ---------------------------------------------------------------- 5. help and files written
 
-def test_top_level_help_shows_the_review_options_and_every_command(tmp_path):
+def test_top_level_help_shows_the_commands_then_the_core_review_options(tmp_path):
     top = cli("--help", cwd=tmp_path)
     review = cli("review", "--help", cwd=tmp_path)
     assert top.returncode == review.returncode == 0
-    assert top.stdout == review.stdout
-    for text in ("usage: mcx-review [review] [options] [FILE ...]", "--shape H [W]", "--worktree", "--staged",
-                 "--json PATH", "relative to\n", "  demo ", "  comment ", "  merge ", "exit codes:",
+    assert top.stdout != review.stdout
+    for text in ("usage: mcx-review [COMMAND] [options] [FILE ...]", "--shape H [W]", "--worktree", "--staged",
+                 "--json PATH", "relative to\n", "  demo ", "  comment ", "  merge ", "  metafile ", "exit codes:",
                  "  3  nothing was counted"):
         assert text in top.stdout, text
+    # commands first, then the core review options; PR-comment and performance options not here
+    assert top.stdout.index("  metafile ") < top.stdout.index("review options (the default command):") \
+        < top.stdout.index("--base REV")
+    for text in ("--pr-from-sha", "--bot-login", "--max-worker-rss", "--shard K/N", "--verbose"):
+        assert text not in top.stdout, text
+    # review --help has everything, grouped: PR-comment options in their own group, last
+    for text in ("usage: mcx-review [review] [options] [FILE ...]", "--shape H [W]", "performance and cache:",
+                 "--max-worker-rss SIZE", "--timeout SECONDS", "(default 600)", "PR comment:", "--pr-from-sha",
+                 "exit codes:"):
+        assert text in review.stdout, text
+    assert review.stdout.index("--depth N") < review.stdout.index("performance and cache:") \
+        < review.stdout.index("PR comment:")
+    assert "--verbose" not in review.stdout  # -v did nothing: gone
+    meta = cli("metafile", "--help", cwd=tmp_path).stdout
+    for text in ("--timeout SECONDS", "(default 600)", "--jobs N", "--json FILE", "--include-legacy", "exit codes:",
+                 "1  --check: an entry is stale", "one multiply-add = one FLOP"):
+        assert text in meta, text
+    assert "exit codes:" in cli("merge", "--help", cwd=tmp_path).stdout
+    assert "exit codes:" in cli("comment", "--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "argument --jobs/-j: expected a whole number of at least 1, got '0'"),
+    (["-j", "-2"], "argument --jobs/-j: expected a whole number of at least 1, got '-2'"),
+    (["--timeout", "-5"], "argument --timeout: expected seconds, a number above 0, got '-5'"),
+    (["--timeout", "nan"], "argument --timeout: expected seconds, a number above 0, got 'nan'"),
+    (["metafile", "--check", "--jobs", "0"], "argument --jobs/-j: expected a whole number of at least 1, got '0'"),
+    (["metafile", "--check", "--timeout", "0"], "argument --timeout: expected seconds, a number above 0, got '0'"),
+    (["comment", "r.json", "--pr", "0"], "argument --pr: expected a whole number of at least 1, got '0'"),
+])
+def test_counts_and_seconds_must_be_positive(tmp_path, args, message):
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    command = f" {args[0]}" if args[0] in ("metafile", "comment") else ""
+    assert lines(proc.stderr) == [f"mcx-review: error: {message} (see: mcx-review{command} --help)"]
+
+
+def test_help_subcommands_demo_comment_merge(tmp_path):
     demo = cli("demo", "--help", cwd=tmp_path).stdout
     assert "mcx-review-demo.md    the Markdown PR comment" in demo
     assert "mcx-review-demo.json  the JSON report" in demo and "ResNet-50 depth=101" in demo

@@ -44,6 +44,25 @@ def test_config_errors_name_the_cause(tmp_path):
     assert "missing.py" in nobase["error"]
 
 
+def test_config_errors_name_the_file_and_line_base_files_included(tmp_path):
+    """A syntax error in a ``_base_`` file names that file and its line (Python's parser says
+    ``<unknown>``); in the config itself, the line; a name error in a base file, file and line."""
+    repo = ConfigRepo(tmp_path / "r")
+    repo.edit("configs/_base_/models/resnet50.py", lambda t: t + "oops = (\n")
+    repo.write("configs/bad/own.py", "_base_ = ['../resnet/resnet18_8xb32_in1k.py']\n\nmodel = dict(\n")
+    repo.write("configs/_base_/models/typo.py", "model = dict(type='ImageClassifier')\nx = undefined_name\n")
+    repo.write("configs/bad/uses_typo.py", "_base_ = ['../_base_/models/typo.py']\n")
+    configs = ("configs/resnet/resnet50_8xb32_in1k.py", "configs/bad/own.py", "configs/bad/uses_typo.py")
+    with WorkerPool(repo.root) as pool:
+        base, own, typo = pool.run([{"op": "resolve", "config": c, "shape": None} for c in configs])
+    line = len(repo.read("configs/_base_/models/resnet50.py").splitlines())
+    assert base["error"] == ("config could not be loaded: SyntaxError: '(' was never closed "
+                             f"(at configs/_base_/models/resnet50.py:{line})")
+    assert own["error"] == "config could not be loaded: SyntaxError: '(' was never closed (at configs/bad/own.py:3)"
+    assert typo["error"] == ("config could not be loaded: NameError: name 'undefined_name' is not defined "
+                             "(at configs/_base_/models/typo.py:2)")
+
+
 def test_an_exception_without_message_still_says_where(tmp_path):
     repo = ConfigRepo(tmp_path / "r", pkg=None)
     repo.write("configs/lazy.py", "import os\nos.getcwd()\n")  # mmengine raises a bare RuntimeError

@@ -150,11 +150,24 @@ def test_check_and_write_round_trip_the_real_metafile(pr):
         assert write.returncode == 0, write.stderr
         head18 = by_path[R18]["head"]
         assert f"{METAFILE}: resnet18_8xb16_cifar10 FLOPs 560000000 -> {round(head18['flops'], -7)}" in write.stdout
+        # ResNet-34's entry was already off at base: not this change's, so not in the user's PR
+        assert "resnet34_8xb16_cifar10 FLOPs" not in write.stdout and b"990000000  # hand-made" in \
+            (repo.root / METAFILE).read_bytes()
+        assert (f"{METAFILE}: resnet34_8xb16_cifar10: left as it is: already off at base, not this change's "
+                "(--include-legacy writes it)") in write.stdout
+        assert write.stdout.strip().splitlines()[-1].startswith(
+            "to verify: mcx-review metafile --check --base main --worktree")
+        # the committed head still has the old figures: its check still fails, as the hint says
+        assert run(repo, "metafile", "--check", "--base", "main", "--head", "pr", cache=cache).returncode == 1
+        worktree = run(repo, "metafile", "--check", "--base", "main", "--worktree", cache=cache)
+        assert worktree.returncode == 0, worktree.stdout + worktree.stderr
+        legacy = run(repo, "metafile", "--write", "--include-legacy", "--base", "main", "--head", "pr", cache=cache)
+        assert legacy.returncode == 0 and "resnet34_8xb16_cifar10 FLOPs 990000000 -> " in legacy.stdout
         after = (repo.root / METAFILE).read_bytes()
         old, new = before.decode().splitlines(keepends=True), after.decode().splitlines(keepends=True)
         assert len(old) == len(new)
         changed = [(a, b) for a, b in zip(old, new) if a != b]
-        assert len(changed) == len(write.stdout.strip().splitlines()) >= 4
+        assert len(changed) == sum(" -> " in line for line in (write.stdout + legacy.stdout).splitlines()) >= 4
         for a, b in changed:  # only the number differs: key, indentation, comment, line end kept
             key = a.split(":")[0]
             assert key.strip() in ("FLOPs", "Parameters") and b.startswith(key + ": ")
@@ -206,3 +219,87 @@ def test_unreadable_metafile_is_one_line_and_the_rest_is_checked(tmp_path):
     v = verdict({"flops": 1, "params": 25562345}, None, index.entries("configs/b/y.py"), "warn")
     checks = {c["metric"]: c for c in v["entries"][0]["checks"]}
     assert "is not a count" in checks["flops"]["problem"] and checks["params"]["agrees"] is True
+
+
+def test_check_json_is_the_zoo_audit(tmp_path):
+    """``--check --json FILE``: every entry of the named configs with its verdict, the published and
+    measured integers and the input-size rule; a config that cannot be counted is in it with its
+    cause; progress on stderr, the text on stdout as without --json."""
+    repo = ConfigRepo(tmp_path / "r", pkg="mmpretrain")
+    broken = "configs/resnet/resnet152_8xb16_cifar10.py"
+    repo.write(broken, "_base_ = ['../_base_/models/resnet152_cifar.py', '../_base_/datasets/cifar10_bs16.py',\n"
+                       "          '../_base_/schedules/cifar10_bs128.py', '../_base_/default_runtime.py']\n"
+                       "model = dict(backbone=dict(depth=153))\n")
+    out = tmp_path / "audit.json"
+    proc = run(repo, "metafile", "--check", "--json", str(out), VIT384, R18, broken)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    audit = json.loads(out.read_text())
+    assert audit["schema"] == "mcx-review-metafile/1" and audit["tool"]["mmpretrain"] == "1.2.0"
+    by_name = {e["name"]: e for e in audit["entries"]}
+    vit = by_name["vit-base-p16_in21k-pre_3rdparty_in1k-384px"]
+    assert vit["verdict"] == "agrees" and vit["config"] == VIT384
+    assert vit["published"]["flops"] == {"text": "55538974464", "value": 55538974464, "unit": 1, "agrees": True,
+                                         "problem": None}
+    assert vit["measured"] == {"flops": 55538974464, "params": 86859496}
+    assert (vit["input_shape"], vit["input_rule"]) == ([3, 384, 384], "test pipeline")
+    r18 = by_name["resnet18_8xb16_cifar10"]
+    assert r18["published"]["flops"]["unit"] == 10 ** 7 and r18["measured"]["flops"] != 560000000
+    assert r18["input_shape"] == [3, 32, 32]
+    dead = by_name["resnet152_8xb16_cifar10"]
+    assert dead["verdict"] == "not counted" and dead["measured"] == {"flops": None, "params": None}
+    assert "153" in dead["error"]
+    summary = audit["summary"]
+    assert summary["configs"] == 3 and summary["configs_counted"] == 2
+    assert summary["verdicts"] == {"agrees": 2, "not counted": 1}
+    assert (summary["exact_flops_entries"], summary["exact_flops_agree"]) == (1, 1)
+    assert "metafile: 3 configs, 0 from the cache, 3 to analyse" in proc.stderr
+    assert all(f"[{k}/3] configs/" in proc.stderr for k in (1, 2, 3))
+    assert f"{broken}: not counted (" in proc.stderr
+    assert f"({VIT384}): agrees: FLOPs 55538974464" in proc.stdout
+
+
+REPVGG = "configs/repvgg/repvgg-A0_8xb32_in1k.py"
+REPVGG_DEPLOY = "configs/repvgg/repvgg-A0_deploy_in1k.py"
+
+
+def test_deploy_form_is_counted_and_agrees_with_its_entry(tmp_path):
+    """RepVGG-A0 publishes its re-parameterised form: the deploy config's exact 1,360,233,728 FLOPs
+    and 8,309,384 params. The training config counts that form too (one more trace, switched) and
+    its entry agrees, marked; without the deploy form it read "stale" (1.11x)."""
+    repo = ConfigRepo(tmp_path / "r", pkg="mmpretrain")
+    out = tmp_path / "audit.json"
+    proc = run(repo, "metafile", "--check", "--json", str(out), REPVGG, REPVGG_DEPLOY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    audit = {e["config"]: e for e in json.loads(out.read_text())["entries"] if e["name"] == "repvgg-A0_8xb32_in1k"}
+    train = audit[REPVGG]
+    assert train["verdict"] == "agrees" and train["deploy_form"] is True
+    assert train["measured_deploy"] == {"flops": 1360233728, "params": 8309384}
+    assert train["measured"]["flops"] > 1360233728 * 1.1  # the training form: three branches per block
+    assert ("configs/repvgg/metafile.yml: repvgg-A0_8xb32_in1k (configs/repvgg/repvgg-A0_8xb32_in1k.py): "
+            "agrees (deploy form): FLOPs 1360233728 (measured 1360233728)") in proc.stdout
+    # the deploy config is built deploy=True: one form, equal to the switched one (no entry names it)
+    unnamed = {c["config"]: c for c in json.loads(out.read_text())["configs_without_entry"]}
+    assert unnamed[REPVGG_DEPLOY]["measured"] == train["measured_deploy"]
+    assert "measured_deploy" not in unnamed[REPVGG_DEPLOY]
+
+
+def test_review_shows_the_deploy_form(tmp_path):
+    """A change to RepVGG-A0's config: the row says "deploy form: base -> head" and the JSON carries
+    both forms; the metafile entry, agreeing at base in deploy form, goes stale (not legacy)."""
+    repo = ConfigRepo(tmp_path / "r", pkg="mmpretrain")
+    repo.branch("pr")
+    repo.edit(REPVGG, "model = dict(backbone=dict(arch='A1'))")
+    repo.commit("A1")
+    out = tmp_path / "report.json"
+    md = tmp_path / "report.md"
+    proc = run(repo, "--base", "main", "--head", "pr", "--format", "json", "-o", str(out), "--markdown", str(md),
+               REPVGG)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert not validate(report)
+    entry = {c["path"]: c for c in report["configs"]}[REPVGG]
+    assert entry["base"]["deploy"]["flops"] == 1360233728
+    assert entry["head"]["deploy"]["flops"] > entry["base"]["deploy"]["flops"]
+    assert entry["metafile"]["status"] == "stale"
+    text = md.read_text()
+    assert f"deploy form: 1.36G \u2192 {format_count(entry['head']['deploy']['flops'])}" in text

@@ -348,7 +348,8 @@ def test_text_plain_and_colour():
     assert re.search(r"4\.109G \u2192 \u2717", plain)
     assert "1 unchanged: x/same.py" in plain
     assert "errors\n  x/broken.py: fails at head: KeyError: 'X'" in plain
-    assert "\n  resnet/resnet50_8xb32_in1k.py: aten::add_ \u00d716 \u2192 \u00d733, aten::max_pool2d \u00d71\n" in plain
+    assert ("\n  resnet/resnet50_8xb32_in1k.py: aten::add_ \u00d716 \u2192 \u00d733, aten::max_pool2d \u00d71\n"
+            "    same for 1 more config: resnet/resnet50_8xb32-fp16_in1k.py\n") in plain
     assert "x/same.py:" not in plain
     coloured = render_text(r, color=True)
     assert "\x1b[" in coloured
@@ -401,3 +402,46 @@ def test_definition_reasons_name_the_definition_and_its_file():
                                     reasons=[reason, "uses code in mmpretrain/models/backbones/resnest.py"])),
                        color=False, width=100)
     assert "uses ResNetV1d" in text and "(mmpretrain/models/backbones/" in text and "resnet.py) +1 more" in text
+
+
+def test_the_input_size_rule_is_named_when_it_is_not_the_test_pipeline():
+    """A headless config measured at its backbone's img_size says so, in both renderers; a
+    review where every size came from a test pipeline adds nothing."""
+    sam = "configs/sam/vit-base-p16_sam_headless.py"
+    big = {**VIT_B, "input_shape": [3, 1024, 1024], "input_rule": "backbone img_size"}
+    small = {**VIT_H, "input_shape": [3, 1024, 1024], "input_rule": "backbone img_size"}
+    both = report(entry(sam, "changed", big, small), entry(RESNET, "changed", R50, R101))
+    md = render_markdown(both)
+    assert "Input size from the backbone's img_size: <code>sam/vit-base-p16_sam_headless.py</code>." in md
+    text = render_text(both, color=False, width=200)
+    assert "input size from the backbone's img_size: sam/vit-base-p16_sam_headless.py" in text
+    plain = report(entry(RESNET, "changed", {**R50, "input_rule": "test pipeline"}, R101))
+    assert "Input size from" not in render_markdown(plain)
+    assert "input size from" not in render_text(plain, color=False, width=200)
+
+
+def test_text_groups_identical_changes_and_notes_like_the_markdown():
+    """13 configs with the same change (a base file's inheritors): the "where it changed" rows and
+    the ops note once, "same for 12 more configs"; a budget typo's warning on all of them once."""
+    layer3 = {"module": "backbone.layer3", "base": {"flops": 1469000000, "params": 7098000, "activations": 2158000},
+              "head": {"flops": 5191000000, "params": 26090000, "activations": 7276000}}
+    typo = "budget rule 'backbone.layr3': no module of that name"
+    names = [f"configs/resnet/resnet50_v{i:02d}.py" for i in range(13)]
+    configs = [{**entry(n, "changed", R50, R101, warnings=[{"side": "head", "message": typo}]),
+                "where": {"rows": [layer3], "more": 0}} for n in names]
+    configs += [entry(f"configs/x/broken{i}.py", "error", R50, None, errors=[{"side": "head", "message": "KeyError: 'X'"}])
+                for i in range(3)]
+    configs.append({**entry(CONVNEXT, "changed", CNX224, CNX288), "where": {"rows": [{**layer3, "module": "x"}],
+                                                                          "more": 0}})
+    plain = render_text(report(*configs), color=False, width=200)
+    where = plain[plain.index("where it changed\n"):plain.index("not counted\n")]
+    assert where.count("backbone.layer3") == 1
+    assert ("resnet/resnet50_v00.py \u00b7 same for 12 more configs: resnet/resnet50_v01.py, "
+            "resnet/resnet50_v02.py, resnet/resnet50_v03.py +9 more\n") in where
+    assert "convnext/convnext-tiny_32xb128_in1k.py\n" in where  # different rows: its own group
+    assert plain.count(typo) == 1
+    assert plain.count("aten::add_ \u00d716 \u2192 \u00d733") == 1
+    assert "  same for 12 more configs: resnet/resnet50_v01.py" in plain[plain.index("warnings\n"):]
+    assert "errors\n  x/broken0.py: fails at head: KeyError: 'X'\n    same for 2 more configs: x/broken1.py, " \
+        "x/broken2.py\n" in plain
+    assert len(plain.splitlines()) <= 56  # the table (2 lines a config, 3 for a failure) + one of each note

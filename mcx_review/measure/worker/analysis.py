@@ -20,7 +20,8 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from mcx_review.measure.worker import fvcore_handles
-from mcx_review.measure.worker.input_shape import DEFAULT_CHANNELS, ShapeError, infer_input_shape, input_channels, type_name
+from mcx_review.measure.worker.input_shape import (DEFAULT_CHANNELS, FORCED, ShapeError, input_channels, input_size,
+                                                   type_name)
 from mcx_review.report.types import ModelStats, ModuleStats
 from mcx_review.measure.worker.skip_init import no_weight_init
 
@@ -58,6 +59,40 @@ def registry(scope: str) -> Any:
 _NOT_REGISTERED = re.compile(r"`?([\w.]+)`? is not in the ([\w.]+)::(\w+) registry")
 
 
+_REQUIRES = re.compile(r"requires (?P<what>.+?), please install it by `(?P<cmd>[^`]+)`")
+
+
+def _chain(exc: BaseException) -> List[BaseException]:
+    out: List[BaseException] = []
+    seen: Optional[BaseException] = exc
+    while seen is not None and seen not in out:
+        out.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
+def missing_dependency(exc: BaseException, model_type: Optional[str]) -> Optional[str]:
+    """An optional dependency the model needs, with the command that installs it, or None.
+
+    mmpretrain registers its multimodal models as placeholders that raise on build; their message
+    names the wrong model (every placeholder says "RAMOpenset", a late-binding slip), so the
+    config's own model type is named instead."""
+    what = model_type or "the model"
+    for e in _chain(exc):
+        if not isinstance(e, ImportError):
+            continue
+        text = str(e)
+        if "multi-modal dependencies" in text:
+            return f"{what} needs mmpretrain's multimodal extras: pip install 'mmpretrain[multimodal]'"
+        found = _REQUIRES.search(text)
+        if found:
+            return f"{what} needs {found.group('what')}: {found.group('cmd')}"
+        name = (getattr(e, "name", None) or "").split(".")[0]
+        if isinstance(e, ModuleNotFoundError) and name and name != "mmcv":
+            return f"{what} needs the Python package '{name}', which is not installed (pip install {name})"
+    return None
+
+
 def build_model(cfg: Any, init_weights: bool = False) -> Any:
     """``MODELS.build(cfg.model)`` in the config's scope, in eval mode; without random weight init
     unless ``init_weights``."""
@@ -79,7 +114,8 @@ def build_model(cfg: Any, init_weights: bool = False) -> Any:
                                 f"'{found.group(2)}' ({found.group(3)} registry)") from exc
         raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - a broken model definition is the user's to see
-        raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
+        hint = missing_dependency(exc, type_name(kind) if kind is not None else None)
+        raise AnalysisError(f"model could not be built: {hint or _cause(exc)}") from exc
     model.eval()  # not `return model.eval()`: some backbones' train() returns None
     return model
 
@@ -245,25 +281,65 @@ def first_layer_channels(model: Any) -> Optional[int]:
 
 
 def resolve_shape(cfg: Any, shape: "Tuple[int, int] | List[int] | None") -> Tuple[int, int, int]:
-    """(C, H, W) to trace: H, W forced or from the test pipeline; C as the config declares it
-    (:func:`input_channels`), 3 when it says nothing (:func:`analyse` then asks the model)."""
+    """(C, H, W) to trace (:func:`resolve_input` without the rule)."""
+    return resolve_input(cfg, shape)[0]
+
+
+def resolve_input(cfg: Any, shape: "Tuple[int, int] | List[int] | None") -> Tuple[Tuple[int, int, int], str]:
+    """((C, H, W), rule) to trace: H, W forced, else the first rule of input_shape.py that finds a
+    size (the rule says which); C as the config declares it (:func:`input_channels`), 3 when it
+    says nothing (:func:`analyse` then asks the model)."""
     channels = input_channels(cfg) or DEFAULT_CHANNELS
     if shape:
-        return channels, int(shape[0]), int(shape[-1])
+        return (channels, int(shape[0]), int(shape[-1])), FORCED
     try:
-        _, h, w = infer_input_shape(cfg)
+        h, w, rule = input_size(cfg)
     except ShapeError as exc:
         raise AnalysisError(f"input shape could not be inferred: {exc} (give the shape explicitly)") from exc
-    return channels, h, w
+    return (channels, h, w), rule
+
+
+def deploy_switch(model: Any) -> Optional[Callable[[], Any]]:
+    """The backbone's ``switch_to_deploy`` when it has a re-parameterised inference form it is not
+    built in yet (RepVGG, MobileOne, RepMLP, RepLKNet, LeViT, RIFormer), as mmpretrain's
+    ``tools/model_converters/reparameterize_model.py`` calls it; None otherwise."""
+    backbone = getattr(model, "backbone", None)
+    switch = getattr(backbone, "switch_to_deploy", None)
+    if not callable(switch) or getattr(backbone, "deploy", False) is True:
+        return None
+    return switch  # type: ignore[no-any-return]
+
+
+def count_deploy(model: Any, input_shape: Tuple[int, int, int], forward: str, no_grad: bool = True
+                 ) -> Optional[Dict[str, int]]:
+    """FLOPs / params / activations of the deploy form: one more trace of the same build, switched
+    (in place: call it last). None when the model has no deploy form or cannot switch."""
+    switch = deploy_switch(model)
+    if switch is None:
+        return None
+    import torch
+
+    try:
+        with torch.no_grad():
+            switch()
+    except Exception:  # noqa: BLE001 - e.g. RepVGG refuses to fuse a norm that is not BN
+        return None
+    stats = count(model, input_shape, forward, no_grad=no_grad)
+    return {"flops": stats["flops"], "params": stats["params"], "activations": stats["activations"]}
 
 
 def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool = True) -> ModelStats:
     """Stats of the config's model at ``shape`` (H, W), or at its test pipeline's resolution
     (``no_grad``: see :func:`count`)."""
     with contextlib.redirect_stdout(sys.stderr):  # codebases and loggers that print
-        input_shape = resolve_shape(cfg, shape)
+        input_shape, rule = resolve_input(cfg, shape)
         model = build_model(cfg)
         if input_channels(cfg) is None:  # the config is silent: the model's first layer decides
             input_shape = (first_layer_channels(model) or input_shape[0], *input_shape[1:])
         forward = bind_forward(model)
-        return count(model, input_shape, forward, no_grad=no_grad)
+        stats = count(model, input_shape, forward, no_grad=no_grad)
+        stats["input_rule"] = rule
+        deploy = count_deploy(model, input_shape, forward, no_grad=no_grad)
+        if deploy is not None:
+            stats["deploy"] = deploy
+        return stats

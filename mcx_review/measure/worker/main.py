@@ -92,6 +92,11 @@ def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     if not str(exc).strip():
         text = type(exc).__name__ + _where(exc)
+    return _clip(text)
+
+
+def _clip(text: str) -> str:
+    """One line, at most MAX_MESSAGE characters."""
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
@@ -136,7 +141,32 @@ def _load(path: str, import_custom_modules: bool) -> Any:
     try:
         return Config.fromfile(path, import_custom_modules=import_custom_modules)
     except Exception as exc:  # noqa: BLE001 - any config failure is the user's to see
-        raise JobError(f"config could not be loaded: {_short(exc)}") from exc
+        raise JobError(f"config could not be loaded: {config_error(exc)}") from exc
+
+
+def config_error(exc: BaseException) -> str:
+    """``SyntaxError: '(' was never closed (at configs/_base_/m.py:18)``: the error, then the file
+    mmengine was reading when it failed and the line (a ``_base_`` file's syntax error otherwise
+    names none: Python's parser says ``<unknown>``), as :func:`_where` writes it."""
+    path: Optional[str] = None
+    line: Optional[int] = None
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    for frame, _ in frames:  # outermost first: the innermost file being read wins
+        filename = frame.f_locals.get("filename")
+        if frame.f_code.co_filename.endswith(os.path.join("mmengine", "config", "config.py")) \
+                and isinstance(filename, str) and filename.endswith(".py") and os.path.isfile(filename):
+            path = os.path.normpath(os.path.abspath(filename))  # a missing _base_ file: the one naming it
+    if path is None:
+        return _short(exc)
+    for frame, lineno in frames:
+        if os.path.normpath(os.path.abspath(frame.f_code.co_filename)) == path:
+            line = lineno
+    text = f"{type(exc).__name__}: {exc}" if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, SyntaxError):
+        if exc.lineno and exc.filename in (None, "<unknown>", path):
+            line = exc.lineno
+        text = f"SyntaxError: {exc.msg}"
+    return _clip(f"{text} (at {os.path.relpath(path)}" + (f":{line})" if line else ")"))
 
 
 class JobError(Exception):
@@ -146,11 +176,14 @@ class JobError(Exception):
 def shape_spec(cfg: Any, shape: Optional[List[int]]) -> Dict[str, Any]:
     """What decides the input shape, as data: the forced shape, or the test dataset's type and
     pipeline (equal specs give equal shapes, so no model needs building to compare them)."""
-    from mcx_review.measure.worker.input_shape import input_channels, test_pipeline  # no torch: reads the config only
+    from mcx_review.measure.worker.input_shape import declared_size, input_channels, test_pipeline  # config only
 
     channels = input_channels(cfg)  # the top-level data_preprocessor is not in the model dict
     if shape:
         return {"forced": list(shape), "channels": channels}
+    declared = declared_size(cfg)  # backbone img_size, preprocessor size, a detector's Resize
+    if declared is not None:
+        return {"declared": list(declared), "channels": channels}
     dataset, pipeline = test_pipeline(cfg)
     return {"dataset": to_jsonable(dataset), "pipeline": to_jsonable(pipeline), "channels": channels}
 
