@@ -252,9 +252,9 @@ def test_check_json_is_the_zoo_audit(tmp_path):
     assert summary["configs"] == 3 and summary["configs_counted"] == 2
     assert summary["verdicts"] == {"agrees": 2, "not counted": 1}
     assert (summary["exact_flops_entries"], summary["exact_flops_agree"]) == (1, 1)
-    assert "metafile: 3 configs, 0 from the cache, 3 to analyse" in proc.stderr
-    assert all(f"[{k}/3] configs/" in proc.stderr for k in (1, 2, 3))
-    assert f"{broken}: not counted (" in proc.stderr
+    assert "analysing 3 distinct model(s) (0 base, 3 head)" in proc.stderr
+    assert all(f"[{k}/3] head configs/" in proc.stderr for k in (1, 2, 3))
+    assert f"head {broken}: error" in proc.stderr
     assert f"({VIT384}): agrees: FLOPs 55538974464" in proc.stdout
 
 
