@@ -9,7 +9,7 @@ read as rich markup.
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from rich import box
 from rich.console import Console
@@ -207,7 +207,7 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
         name = clean(v.path)
         for e in v.errors:
             style = "red" if e.failing else "yellow" if e.limit else ""
-            errored.append((name, (e.label, e.message, style), lambda name=name, e=e, style=style:
+            errored.append((name, (e.label, e.message, style),
                             Text(f"{name}: {clean(e.label)}: ", style=style).append(clean(e.message))))
         for b in v.budgets:
             value = format_count(b.value)
@@ -225,14 +225,13 @@ def _problems(shown: List[ConfigView]) -> Dict[str, List["Text | Line"]]:
                                          [clean(d) for d in m.details], style=style, sep="; "))
         if v.unsupported_ops:
             ops = [clean(f"{op} {n}") for op, n in v.unsupported_ops]
-            notes.append((name, ("ops", tuple(ops)), lambda name=name, ops=ops: Line(f"{name}:", ops)))
+            notes.append((name, ("ops", tuple(ops)), Line(f"{name}:", ops)))
         for side, mods in v.uncalled:
             called = [clean(m) for m in mods]
-            notes.append((name, ("uncalled", side, tuple(called)), lambda name=name, side=side, called=called:
+            notes.append((name, ("uncalled", side, tuple(called)),
                           Line(f"{name}: modules never called ({side}):", called)))
         for side, message in v.warnings:  # once per distinct message
-            warned.append((name, (side, message), lambda name=name, side=side, message=message:
-                           Text(clean(f"{name} ({side}): {message}"))))
+            warned.append((name, (side, message), Text(clean(f"{name} ({side}): {message}"))))
     out["errors"] = _grouped_lines(errored)
     out["not counted"] = _grouped_lines(notes)
     out["warnings"] = _grouped_lines(warned)
@@ -282,7 +281,7 @@ def same_for(others: List[str], shown: int = 3) -> str:
     return f" \u00b7 same for {len(others)} more config{'s' if len(others) != 1 else ''}: {listed}"
 
 
-Note = Tuple[str, Any, Callable[[], "Text | Line"]]  # (config name, what it says, its line)
+Note = Tuple[str, Any, "Text | Line"]  # (config name, what it says, its line)
 
 
 def _grouped_lines(notes: List[Note]) -> List["Text | Line"]:
@@ -292,10 +291,10 @@ def _grouped_lines(notes: List[Note]) -> List["Text | Line"]:
     for name, key, _ in notes:
         names.setdefault(key, []).append(name)
     out: List["Text | Line"] = []
-    for name, key, build in notes:
+    for name, key, line in notes:
         group = names.get(key)
         if group and group[0] == name:
-            out.append(build())
+            out.append(line)
             others = group[1:]
             if others:
                 out.append(Line(f"  same for {len(others)} more config{'s' if len(others) != 1 else ''}:",
