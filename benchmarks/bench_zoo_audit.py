@@ -59,12 +59,16 @@ def summarise(audit: Dict[str, Any], wall: float) -> str:
     agree_exact = [e for e in exact if e["published"]["flops"].get("agrees")]
     by_rule = [e for e in agree_exact if e.get("input_rule") == "backbone img_size" and e["input_shape"][-2:] != [224, 224]]
     by_deploy = [e for e in agree_exact if e.get("deploy_form")]
+    agree_all = [e for e in entries if e["verdict"] == "agrees"]
+    rule_all = [e for e in agree_all if e.get("input_rule") == "backbone img_size" and e["input_shape"][-2:] != [224, 224]]
     lines = [f"configs: {s['configs']}, counted: {s['configs_counted']}, metafile entries: {s['entries']}",
              "verdicts: " + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()),
              f"exact-integer FLOPs entries: {len(exact)} ({s['exact_flops_counted']} counted), agree: {len(agree_exact)}",
              f"  of which agree only through the declared input size (img_size != 224): {len(by_rule)}",
              f"  of which agree only through the deploy form: {len(by_deploy)}",
              f"  so before these two rules: {len(agree_exact) - len(by_rule) - len(by_deploy)}",
+             f"all agreeing entries: {len(agree_all)}; through the declared input size (img_size != 224): "
+             f"{len(rule_all)}; through the deploy form: {sum(1 for e in agree_all if e.get('deploy_form'))}",
              "input rules (entries): " + ", ".join(f"{k} {v}" for k, v in
                                                   Counter(e.get("input_rule") for e in entries).most_common()),
              f"wall: {wall / 60:.1f} min"]
