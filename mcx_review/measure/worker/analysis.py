@@ -19,7 +19,7 @@ import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from mcx_review.measure.worker import fvcore_handles
+from mcx_review.measure.worker import fvcore_handles, mmcv_ops, tensor_mode
 from mcx_review.measure.worker.input_shape import DEFAULT_CHANNELS, ShapeError, infer_input_shape, input_channels, type_name
 from mcx_review.report.types import ModelStats, ModuleStats
 from mcx_review.measure.worker.skip_init import no_weight_init
@@ -27,6 +27,8 @@ from mcx_review.measure.worker.skip_init import no_weight_init
 DEFAULT_SCOPE = "mmpretrain"
 EXPECTED_UNCALLED = {"extract_feat": ("head", "data_preprocessor"), "tensor": ("data_preprocessor",)}
 _MAX_CAUSE = 300
+# tensor mode never runs losses, and an RoI extractor runs only the levels its proposals map to
+_NOT_INFERENCE = re.compile(r"(^|\.)(loss\w*|roi_layers\.\d+)$")
 
 
 class AnalysisError(Exception):
@@ -46,6 +48,7 @@ def registry(scope: str) -> Any:
     """The scope's MODELS, its models imported so they register, the scope made the default."""
     from mmengine.registry import init_default_scope
 
+    mmcv_ops.install()  # before the codebase imports mmcv.ops (no-op with a compiled mmcv)
     try:
         importlib.import_module(f"{scope}.models")
         models = importlib.import_module(f"{scope}.registry").MODELS
@@ -79,7 +82,9 @@ def build_model(cfg: Any, init_weights: bool = False) -> Any:
                                 f"'{found.group(2)}' ({found.group(3)} registry)") from exc
         raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - a broken model definition is the user's to see
-        raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
+        op = mmcv_ops.missing_op(exc)
+        raise AnalysisError(f"needs compiled mmcv op {op}" if op else
+                            f"model could not be built: {_cause(exc)}") from exc
     model.eval()  # not `return model.eval()`: some backbones' train() returns None
     return model
 
@@ -141,6 +146,8 @@ def _uncalled(model: Any, called: Set[int], forward: str) -> List[str]:
             continue
         if name.split(".")[0] in expected or any(name.startswith(p + ".") for p in out):
             continue
+        if forward == "tensor" and _NOT_INFERENCE.search(name):
+            continue
         out.append(name)
     return out
 
@@ -151,7 +158,9 @@ def _trace(run: Callable[[], Any], forward: str) -> Any:
     except AnalysisError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model cannot be traced as it stands
-        raise AnalysisError(f"tracing {forward} failed: {_cause(exc)}") from exc
+        op = mmcv_ops.missing_op(exc)
+        raise AnalysisError(f"needs compiled mmcv op {op}" if op else
+                            f"tracing {forward} failed: {_cause(exc)}") from exc
 
 
 def _one_trace(model: Any, inputs: Tuple[Any, ...], forward: str
@@ -265,5 +274,15 @@ def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool =
         model = build_model(cfg)
         if input_channels(cfg) is None:  # the config is silent: the model's first layer decides
             input_shape = (first_layer_channels(model) or input_shape[0], *input_shape[1:])
-        forward = bind_forward(model)
-        return count(model, input_shape, forward, no_grad=no_grad)
+        kind = tensor_mode.family(model)
+        if kind is None:
+            forward, notes = bind_forward(model), {}
+        else:  # detectors and segmentors: the whole model in tensor mode, as their get_flops.py
+            forward, notes = "tensor", tensor_mode.bind(model, kind, *input_shape[-2:])
+        mmcv_ops.reset()
+        stats = count(model, input_shape, forward, no_grad=no_grad)
+        stats.update(notes)  # type: ignore[typeddict-item]
+        used = mmcv_ops.used_ops()
+        if used:
+            stats["mmcv_stand_ins"] = used
+        return stats

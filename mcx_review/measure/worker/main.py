@@ -172,8 +172,9 @@ def resolve(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
-    from mcx_review.measure.worker import analysis
+    from mcx_review.measure.worker import analysis, mmcv_ops
 
+    mmcv_ops.install()  # before custom_imports can import the codebase (mmcv-lite: no mmcv._ext)
     cfg = _load(job["config"], import_custom_modules=True)
     shape = tuple(job["shape"]) if job.get("shape") else None
     before = len(guard.attempts)
