@@ -21,6 +21,7 @@ extension function exists (mmcv's loader asserts they do at import) but raises
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -148,6 +149,9 @@ class StandIn(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__(MODULE, "mcx-review's stand-in for mmcv's compiled ops (torchvision.ops)")
+        # a spec without a loader: importlib.util.find_spec works on it, and mmengine's
+        # mmcv_full_available() (pkgutil.find_loader) still answers False, as for mmcv-lite
+        self.__spec__ = importlib.machinery.ModuleSpec(MODULE, None)
         self.used: set = set()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
