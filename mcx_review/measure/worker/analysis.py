@@ -8,6 +8,11 @@ and activations, the trace runs under ``torch.no_grad()`` (autograd would keep e
 tensor alive: ViT-H/14 at 448 px peaks near 3.7 GB RSS with it, 1.3 GB without), and
 ``aten::scaled_dot_product_attention`` is counted like the explicit attention it replaces (so
 torch 2.x gives the published figures).
+
+Detectors and segmentors (mmdet, mmseg and codebases built on them) are counted whole in tensor
+mode, ``model(inputs, data_samples, mode='tensor')``, as their own ``get_flops.py`` do; see
+``measure/worker/tensor_mode.py``. Without a compiled mmcv, its ops run on the stand-ins of
+``measure/worker/mmcv_ops.py``, and the stats name the ones used (``mmcv_stand_ins``).
 """
 from __future__ import annotations
 
