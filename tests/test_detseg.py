@@ -161,3 +161,10 @@ def test_the_second_stage_grows_with_the_configured_proposals(mmdet_tree, cold_r
     assert half["proposals"] == 500
     assert half["modules"]["roi_head"]["flops"] * 2 == full["modules"]["roi_head"]["flops"]
     assert half["modules"]["backbone"] == full["modules"]["backbone"]
+
+
+def test_fast_rcnn_without_an_rpn_gets_as_many_proposals_as_faster_rcnns_rpn_keeps(cold_runs):
+    """Fast R-CNN reads precomputed proposals; given 1000, its RoI head is Faster R-CNN's."""
+    stats = analysis.analyse(Config.fromfile(_shipped(MMDET, "fast_rcnn/fast-rcnn_r50_fpn_1x_coco.py")), (320, 320))
+    assert stats["proposals"] == 1000 and list(stats["modules"]) == ["backbone", "neck", "roi_head"]
+    assert stats["modules"]["roi_head"] == cold_runs[0]["modules"]["roi_head"]

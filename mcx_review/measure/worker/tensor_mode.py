@@ -21,6 +21,9 @@ import inspect
 from typing import Any, Dict, List, Optional, Tuple
 
 DETECTOR, SEGMENTOR = "BaseDetector", "BaseSegmentor"
+# Fast R-CNN's proposals come from a file, their number from nowhere in the config: mmdet's
+# RPN default (``test_cfg.rpn.max_per_img``) stands in
+GIVEN_PROPOSALS = 1000
 _SAMPLE_CLASSES = {DETECTOR: ("structures", "DetDataSample"), SEGMENTOR: ("structures", "SegDataSample")}
 
 
@@ -79,6 +82,22 @@ def _exactly(results: Any, number: int, height: int, width: int) -> Any:
                        scores=torch.cat([scores, scores.new_zeros(number)])[:number],
                        labels=torch.cat([scores.new_zeros(len(results), dtype=torch.long),
                                          scores.new_zeros(number, dtype=torch.long)])[:number])
+
+
+def given_proposals(model: Any, samples: List[Any], height: int, width: int) -> Optional[int]:
+    """A two-stage detector without an RPN (Fast R-CNN) reads precomputed proposals from its
+    data samples: give it :data:`GIVEN_PROPOSALS` whole-image boxes; the number, or None."""
+    import torch
+    from mmengine.structures import InstanceData
+
+    if getattr(model, "roi_head", None) is None or getattr(model, "with_rpn", True):
+        return None
+    proposals = InstanceData(
+        bboxes=torch.tensor([[0.0, 0.0, float(width), float(height)]]).repeat(GIVEN_PROPOSALS, 1),
+        scores=torch.zeros(GIVEN_PROPOSALS), labels=torch.zeros(GIVEN_PROPOSALS, dtype=torch.long))
+    for sample in samples:
+        sample.proposals = proposals
+    return GIVEN_PROPOSALS
 
 
 def fix_proposals(model: Any, height: int, width: int) -> Optional[int]:
@@ -152,7 +171,7 @@ def bind(model: Any, kind: str, height: int, width: int) -> Dict[str, Any]:
         if head is not None and _wants_samples(head.forward):
             head.forward = functools.partial(head.forward, batch_data_samples=samples)
     else:
-        proposals = fix_proposals(model, height, width)
+        proposals = fix_proposals(model, height, width) or given_proposals(model, samples, height, width)
         if proposals is not None:
             notes["proposals"] = proposals
     for name, module in model.named_modules():
