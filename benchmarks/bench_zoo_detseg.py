@@ -159,7 +159,7 @@ def summary(rows: List[Dict[str, Any]]) -> str:
         lines.append(f"{codebase}: {len(ok)}/{len(mine)} counted; seconds per config (build + trace, "
                      f"counted): median {med_s if med_s is None else round(med_s, 1)}, max "
                      f"{max(secs) if secs else None}; worker CPU seconds median "
-                     f"{round(_median(cpu), 1) if cpu else None}; peak RSS median "
+                     f"{round(statistics.median(cpu), 1) if cpu else None}; peak RSS median "
                      f"{format_size(int(med_rss)) if med_rss else '?'}")
         if codebase == "mmdet" and med_s is not None:
             lines.append(f"  target median detection config <= 15 s: {'PASS' if med_s <= 15 else 'MISS'}")

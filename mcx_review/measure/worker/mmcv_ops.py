@@ -25,7 +25,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 MODULE = "mmcv._ext"
 OPS_WITH_STAND_INS = ("nms", "softnms", "roi_align_forward", "roi_pool_forward", "deform_conv_forward",
@@ -152,7 +152,7 @@ class StandIn(types.ModuleType):
         # a spec without a loader: importlib.util.find_spec works on it, and mmengine's
         # mmcv_full_available() (pkgutil.find_loader) still answers False, as for mmcv-lite
         self.__spec__ = importlib.machinery.ModuleSpec(MODULE, None)
-        self.used: set = set()
+        self.used: Set[str] = set()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):

@@ -61,9 +61,11 @@ def _wants_samples(forward: Any) -> bool:
 
 
 def _configured_proposals(rpn_head: Any) -> Optional[int]:
-    cfg = getattr(rpn_head, "test_cfg", None)
+    cfg: Any = getattr(rpn_head, "test_cfg", None)
+    if not hasattr(cfg, "get"):
+        return None
     for key in ("max_per_img", "max_num"):
-        value = cfg.get(key) if hasattr(cfg, "get") else None
+        value = cfg.get(key)
         if isinstance(value, int) and value > 0:
             return value
     return None
