@@ -37,8 +37,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcx_review.memory import format_size  # noqa: E402
-from mcx_review.pool import WorkerPool  # noqa: E402
+from mcx_review.measure.memory import format_size  # noqa: E402
+from mcx_review.measure.pool import WorkerPool  # noqa: E402
 
 GB = 10**9
 # analysed first by every fresh worker, so no config's seconds include importing the codebase

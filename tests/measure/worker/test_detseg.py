@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from mmengine import Config
 
-from mcx_review import analysis
-from mcx_review.pool import WorkerPool
+from mcx_review.measure.worker import analysis
+from mcx_review.measure.pool import WorkerPool
 
 
 def _package_dir(name: str) -> Path:
