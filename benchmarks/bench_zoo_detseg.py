@@ -48,6 +48,7 @@ CODEBASES = {"mmdet": "mmdet", "mmseg": "mmseg"}  # name -> import package
 TEXT_TYPES = re.compile(r"^(GLIP|GroundingDINO|.*Grounding.*)$")
 VIDEO_TYPES = re.compile(r"(Track|SORT|VIS|MOT|ReID|Video)")
 CAUSES: Sequence[Tuple[str, "re.Pattern[str]"]] = (
+    ("not a model config", re.compile(r"config has no `model`")),
     ("compiled mmcv op missing", re.compile(r"needs compiled mmcv op (\S+)")),
     ("weights downloaded at build", re.compile(r"tried to download")),
     ("needs another package", re.compile(r"No module named '([\w.]+)'")),
@@ -75,6 +76,15 @@ def cause(error: str) -> Tuple[str, str]:
         if found:
             return group, found.group(1) if found.groups() else ""
     return "other", error[:160]
+
+
+def classify(row: Dict[str, Any]) -> None:
+    """A row not counted gets its cause group and detail (and input "none" when it is no model)."""
+    row["cause"], row["detail"] = cause(row["error"])
+    if row["cause"] == "not a model config":
+        row["input"] = "none"  # e.g. mm_grounding_dino's odinw/override_category.py, a script
+    elif row["input"] != "image":
+        row["cause"] = f"needs {row['input']} input"
 
 
 def input_kind(types: Sequence[str]) -> str:
@@ -127,9 +137,7 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
             else:
                 row.update(counted=False, error=out.get("error") or res.get("error") or "?",
                            limit=(out.get("limit") or {}).get("kind"))
-                row["cause"], row["detail"] = cause(row["error"])
-                if row["input"] != "image":
-                    row["cause"] = f"needs {row['input']} input"
+                classify(row)
             rows.append(row)
             status = "counted" if row["counted"] else f"NOT counted: {row['error'][:140]}"
             rss = format_size(row["peak_rss"]) if row["peak_rss"] else "?"
@@ -145,6 +153,9 @@ def _median(values: List[float]) -> Optional[float]:
 
 def summary(rows: List[Dict[str, Any]]) -> str:
     lines: List[str] = []
+    for r in rows:
+        if not r["counted"]:
+            classify(r)
     total = len(rows)
     counted = [r for r in rows if r["counted"]]
     image = [r for r in rows if r["input"] == "image"]
@@ -204,7 +215,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--codebases", default="mmdet,mmseg")
     parser.add_argument("--json", type=Path, help="write one row per config here")
+    parser.add_argument("--summarise", type=Path, metavar="JSON", help="only print the summary of an earlier --json")
     args = parser.parse_args(argv)
+    if args.summarise:
+        print(summary(json.loads(args.summarise.read_text())))
+        return 0
     rng = random.Random(args.seed)
     rows: List[Dict[str, Any]] = []
     started = time.monotonic()
