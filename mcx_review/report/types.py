@@ -64,6 +64,10 @@ class ModelStats(TypedDict):
     # every module below the root: [name, flops, params, activations], model order, all-zero left
     # out (module_tree.py); in a report only while a side is pending, or pruned for --depth
     tree: "NotRequired[List[List[Any]]]"
+    # detectors' second stage counted on exactly this many proposals (test_cfg.rpn.max_per_img)
+    proposals: "NotRequired[int]"
+    # mmcv._ext functions answered by mcx-review's torchvision stand-ins (mmcv-lite), sorted
+    mmcv_stand_ins: "NotRequired[List[str]]"
 
 
 class WhereRow(TypedDict):

@@ -8,6 +8,11 @@ and activations, the trace runs under ``torch.no_grad()`` (autograd would keep e
 tensor alive: ViT-H/14 at 448 px peaks near 3.7 GB RSS with it, 1.3 GB without), and
 ``aten::scaled_dot_product_attention`` is counted like the explicit attention it replaces (so
 torch 2.x gives the published figures).
+
+Detectors and segmentors (mmdet, mmseg and codebases built on them) are counted whole in tensor
+mode, ``model(inputs, data_samples, mode='tensor')``, as their own ``get_flops.py`` do; see
+``measure/worker/tensor_mode.py``. Without a compiled mmcv, its ops run on the stand-ins of
+``measure/worker/mmcv_ops.py``, and the stats name the ones used (``mmcv_stand_ins``).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from mcx_review.measure.worker import fvcore_handles
+from mcx_review.measure.worker import fvcore_handles, mmcv_ops, tensor_mode
 from mcx_review.measure.worker.input_shape import (DEFAULT_CHANNELS, FORCED, ShapeError, input_channels, input_size,
                                                    type_name)
 from mcx_review.report.types import ModelStats, ModuleStats
@@ -28,6 +33,8 @@ from mcx_review.measure.worker.skip_init import no_weight_init
 DEFAULT_SCOPE = "mmpretrain"
 EXPECTED_UNCALLED = {"extract_feat": ("head", "data_preprocessor"), "tensor": ("data_preprocessor",)}
 _MAX_CAUSE = 300
+# tensor mode never runs losses, and an RoI extractor runs only the levels its proposals map to
+_NOT_INFERENCE = re.compile(r"(^|\.)(loss\w*|roi_layers\.\d+)$")
 
 
 class AnalysisError(Exception):
@@ -47,6 +54,7 @@ def registry(scope: str) -> Any:
     """The scope's MODELS, its models imported so they register, the scope made the default."""
     from mmengine.registry import init_default_scope
 
+    mmcv_ops.install()  # before the codebase imports mmcv.ops (no-op with a compiled mmcv)
     try:
         importlib.import_module(f"{scope}.models")
         models = importlib.import_module(f"{scope}.registry").MODELS
@@ -114,6 +122,9 @@ def build_model(cfg: Any, init_weights: bool = False) -> Any:
                                 f"'{found.group(2)}' ({found.group(3)} registry)") from exc
         raise AnalysisError(f"model could not be built: {_cause(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - a broken model definition is the user's to see
+        op = mmcv_ops.missing_op(exc)
+        if op:
+            raise AnalysisError(f"needs compiled mmcv op {op}") from exc
         hint = missing_dependency(exc, type_name(kind) if kind is not None else None)
         raise AnalysisError(f"model could not be built: {hint or _cause(exc)}") from exc
     model.eval()  # not `return model.eval()`: some backbones' train() returns None
@@ -177,6 +188,8 @@ def _uncalled(model: Any, called: Set[int], forward: str) -> List[str]:
             continue
         if name.split(".")[0] in expected or any(name.startswith(p + ".") for p in out):
             continue
+        if forward == "tensor" and _NOT_INFERENCE.search(name):
+            continue
         out.append(name)
     return out
 
@@ -187,7 +200,9 @@ def _trace(run: Callable[[], Any], forward: str) -> Any:
     except AnalysisError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model cannot be traced as it stands
-        raise AnalysisError(f"tracing {forward} failed: {_cause(exc)}") from exc
+        op = mmcv_ops.missing_op(exc)
+        raise AnalysisError(f"needs compiled mmcv op {op}" if op else
+                            f"tracing {forward} failed: {_cause(exc)}") from exc
 
 
 def _one_trace(model: Any, inputs: Tuple[Any, ...], forward: str
@@ -336,9 +351,18 @@ def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool =
         model = build_model(cfg)
         if input_channels(cfg) is None:  # the config is silent: the model's first layer decides
             input_shape = (first_layer_channels(model) or input_shape[0], *input_shape[1:])
-        forward = bind_forward(model)
+        family = tensor_mode.family(model)
+        if family is None:
+            forward, notes = bind_forward(model), {}
+        else:  # detectors and segmentors: the whole model in tensor mode, as their get_flops.py
+            forward, notes = "tensor", tensor_mode.bind(model, family, *input_shape[-2:])
+        mmcv_ops.reset()
         stats = count(model, input_shape, forward, no_grad=no_grad)
+        stats.update(notes)  # type: ignore[typeddict-item]
         stats["input_rule"] = rule
+        used = mmcv_ops.used_ops()
+        if used:
+            stats["mmcv_stand_ins"] = used
         deploy = count_deploy(model, input_shape, forward, no_grad=no_grad)
         if deploy is not None:
             stats["deploy"] = deploy

@@ -11,8 +11,9 @@ Jobs:
   {"id": 2, "op": "analyse", "config": "configs/x.py", "shape": [H, W] | null}
       -> {"id": 2, "ok": true, "stats": ModelStats, "warnings": [...]}
   any failure -> {"id": n, "ok": false, "error": "one clear line"}
-Every reply also carries the worker's memory after the job: "rss" (VmRSS) and "peak_rss" (VmHWM,
-the most it ever held), in bytes, so the pool can replace a worker that holds too much.
+Every reply also carries the CPU time the job took ("cpu_seconds", all threads) and the worker's
+memory after the job: "rss" (VmRSS) and "peak_rss" (VmHWM, the most it ever held), in bytes, so the
+pool can replace a worker that holds too much.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import time
 import traceback
 from typing import Any, Dict, List, Optional
 
@@ -205,8 +207,9 @@ def resolve(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
-    from mcx_review.measure.worker import analysis
+    from mcx_review.measure.worker import analysis, mmcv_ops
 
+    mmcv_ops.install()  # before custom_imports can import the codebase (mmcv-lite: no mmcv._ext)
     cfg = _load(job["config"], import_custom_modules=True)
     shape = tuple(job["shape"]) if job.get("shape") else None
     before = len(guard.attempts)
@@ -241,6 +244,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not line.strip():
             continue
         job = json.loads(line)
+        cpu = time.process_time()
         try:
             body = resolve(job) if job["op"] == "resolve" else analyse(job, guard)
             reply = {"id": job["id"], "ok": True, **body}
@@ -251,6 +255,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             reply = {"id": job["id"], "ok": False, "error": f"internal error: {_short(exc)}"}
         if "error" in reply:
             reply["error"] = _relative(reply["error"])
+        reply["cpu_seconds"] = round(time.process_time() - cpu, 3)  # every thread's, this job's
         reply["torch_imported"] = "torch" in sys.modules
         reply.update(read_rss())
         protocol.write(json.dumps(reply) + "\n")
