@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 from mcx_review.cli.options import parse_rss
 from mcx_review.errors import UsageError
-from mcx_review.log import Log, log, quiet
+from mcx_review.log import Log, inert, log, quiet
 from mcx_review.metafile import verdicts as metafile
 from mcx_review.metafile import files as metafile_files
 
@@ -81,17 +81,17 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool)
         for e in verdict.get("entries") or []:
             for c in e.get("checks") or []:
                 if c.get("problem"):
-                    print(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}")
+                    print(inert(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}"))
             if not write and e.get("status"):
                 wrong = [metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False]
                 detail = "; ".join(wrong) if wrong else _figures(e)
-                print(f"{e['file']}: {e['name']} ({entry['path']}): {_WORDS[e['status']]}: {detail}")
+                print(inert(f"{e['file']}: {e['name']} ({entry['path']}): {_WORDS[e['status']]}: {detail}"))
         if not write and verdict.get("status") == "not compared" and verdict.get("note"):
-            print(f"{entry['path']}: not compared ({verdict['note']})")
+            print(inert(f"{entry['path']}: not compared ({verdict['note']})"))
     if write:
         changes = metafile_files.write_updates(root, plan)  # WriteError: exit 2
         for c in changes:
-            print(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}")
+            print(inert(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}"))
         if not changes:
             print("nothing to write: every entry agrees with its config")
         return 0

@@ -93,8 +93,11 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", type=Path, metavar="PATH", help="write the report here instead of stdout")
     p.add_argument("--json", dest="json_path", type=Path, metavar="PATH", help="also write the JSON report here")
     p.add_argument("--markdown", dest="md_path", type=Path, metavar="PATH", help="also write the Markdown here")
-    p.add_argument("--config", dest="settings", type=Path, metavar="FILE", help="settings file (default: .mcx-review.yaml "
-                   "of the head revision)")
+    p.add_argument("--config", dest="settings", type=Path, metavar="FILE", help="settings file, applied as given "
+                   "(default: the base revision's .mcx-review.yaml with what the head's adds or tightens: a "
+                   "change cannot relax its own gates)")
+    p.add_argument("--configs", dest="config_globs", action="append", metavar="GLOB",
+                   help="which files are configs, instead of the settings' configs (repeat for more globs)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="seconds one analysis may take (600)")
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="worker processes (default: by cores and memory)")
     p.add_argument("--max-worker-rss", type=parse_rss, default=None, metavar="SIZE",

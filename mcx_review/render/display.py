@@ -371,6 +371,7 @@ class Footer:
     shard: Optional[Tuple[int, int]]
     tools: List[Tuple[str, str]]  # (name, version), mcx-review, torch, fvcore first
     tensor_forward: bool  # a shown config was measured on forward(mode='tensor')
+    settings: Optional[Mapping[str, Any]] = None  # the report's "settings": which revision's applied
 
 
 @dataclass(frozen=True)
@@ -451,7 +452,8 @@ def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]]) -> Fo
                   shape=format_shape(shape) if shape else None,
                   shard=(int(shard[0]), int(shard[1])) if shard else None,
                   tools=[(str(n), str(tool[n])) for n in names],
-                  tensor_forward=any("tensor" in forwards(c) for c in shown))
+                  tensor_forward=any("tensor" in forwards(c) for c in shown),
+                  settings=report.get("settings"))
 
 
 def build(report: Mapping[str, Any]) -> Display:

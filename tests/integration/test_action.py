@@ -36,7 +36,10 @@ EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 # -- a tiny runner ---------------------------------------------------------------------------------
 
 def evaluate(expr: str, ctx: Mapping[str, Any]) -> str:
-    """The expressions our actions use: context paths, 'literals', and `a || b`."""
+    """The expressions our actions use: context paths, 'literals', `a || b` and `a == b`."""
+    if "==" in expr:
+        left, right = (evaluate(side.strip(), ctx) for side in expr.split("==", 1))
+        return "true" if left == right else "false"
     for part in (p.strip() for p in expr.split("||")):
         if part.startswith("'") and part.endswith("'"):
             value: Any = part[1:-1]
