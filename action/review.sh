@@ -7,6 +7,7 @@ set -uo pipefail
 set -f
 out="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/mcx-review"
 mkdir -p "$out"
+echo "report-dir=$out" >> "$GITHUB_OUTPUT"
 event_field() {  # a field of the webhook payload, e.g. pull_request.base.sha ("" when absent)
   python - "$1" <<'PY'
 import json, os, sys

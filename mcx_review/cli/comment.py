@@ -82,7 +82,8 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
     event = github_env.load_event(env)
     pr_number: Optional[int] = getattr(args, "pr", None)
     query = None
-    if pr_number is None or getattr(args, "pr_from_sha", None):
+    if pr_number is None or getattr(args, "pr_from_sha", None) or github_env.workflow_run_pr(event) is not None:
+        # in a workflow_run job a --pr N may come from the other run's artifact: a claim, checked
         query = pr_query(event, getattr(args, "pr_from_sha", None), getattr(args, "pr_head_repo", None),
                          getattr(args, "pr_head_branch", None))
         if query is not None and pr_number is not None:
