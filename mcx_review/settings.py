@@ -1,4 +1,5 @@
-"""Settings: ``.mcx-review.yaml`` of the head revision (or ``--config FILE``), validated.
+"""Settings: ``.mcx-review.yaml`` (or ``--config FILE``), validated. A review applies the base
+revision's file with what the head's adds or tightens (:func:`gates_from_base`).
 
 Every mistake is a :class:`SettingsError` of one line naming the file and the key, e.g.
 ``.mcx-review.yaml: budgets[2].level: expected 'warn' or 'fail', got 'error'``. :data:`EXAMPLE`

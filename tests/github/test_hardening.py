@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from github_stub import APP_BOT, BOT, GitHubStub, workflow_run_event
+from github_stub import APP_BOT, BOT, workflow_run_event
 from helpers import LENET, ConfigRepo
-from test_comment import (FORK_HEAD, HEAD, R50, R101, REPO, comment, entry, env, gh, github_html,  # noqa: F401
-                                 marker, ours, report, resnet_report, run_event)
+from test_comment import (FORK_HEAD, HEAD, R50, R101, comment, entry, env, gh, github_html,  # noqa: F401
+                          marker, report, resnet_report, run_event)
 
 from mcx_review import cli, review
 from mcx_review.github.comment import FROM_PR_RUN, compose_body

@@ -234,7 +234,7 @@ def test_comment_action_finds_the_fork_pr_by_sha_and_refuses_bad_artifacts(tmp_p
         good.write_text(json.dumps(shipped_report(fork_head)))
         inputs = {"report": str(good), "pr-from-sha": fork_head, "token": "actions-token"}
         action = action_copy / "action" / "comment" / "action.yml"
-        code, _, log = run_action(action, inputs, env, tmp_path / "ws", {"token": "x"})
+        code, _, log = run_action(action, inputs, env, tmp_path / "ws", {"token": "actions-token"})
         assert code == 0, log
         assert [parse_marker(b) for b in gh.bodies(8)] == [("default", fork_head)] and gh.bodies(3) == []
         assert "torch" not in subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--local"],
@@ -276,7 +276,8 @@ def test_the_write_token_job_never_imports_from_the_workspace(tmp_path, action_c
         gh.add_pull(4, head, head_repo="someone/models", head_branch="feature")
         env = runner_env(tmp_path, venv, gh, event, "workflow_run")
         code, _, out = run_action(action_copy / "action" / "comment" / "action.yml",
-                                  {"report": "report.json", "token": "actions-token"}, env, ws, {"token": "x"})
+                                  {"report": "report.json", "token": "actions-token"}, env, ws,
+                                  {"token": "actions-token"})
         assert code == 0, out
         assert not log.exists(), f"planted code ran: {log.read_text()}"
         assert [parse_marker(b) for b in gh.bodies(4)] == [("default", head)]
