@@ -68,7 +68,3 @@ def inert_json(text: str) -> str:
     inside a string) written as ``\\u005b``. A JSON line never starts with ``::``."""
     return text.replace(_LEGACY, "##\\u005b")
 
-
-def is_command(line: str) -> bool:
-    """Whether the runner would read ``line`` (one line) as a workflow command."""
-    return line.lstrip().startswith("::") or _LEGACY in line
