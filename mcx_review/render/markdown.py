@@ -339,9 +339,9 @@ def settings_note(info: Optional[Mapping[str, Any]]) -> str:
     if info.get("from") == "file":
         return f"Settings from {code(info.get('path') or '?')}."
     sha = str(info.get("sha") or "")[:7]
-    where = f" ({code(sha)})" if sha else ""
-    text = (f"Gates from the base revision's {code(info['path'])}{where}" if info.get("path")
-            else f"Gates: the defaults (the base revision{where} has no settings file)")
+    at = f" {code(sha)}" if sha else ""
+    text = (f"Gates from the base revision's {code(info['path'])}{f' ({code(sha)})' if sha else ''}"
+            if info.get("path") else f"Gates: the defaults (no settings file at the base revision{at})")
     added = [esc(a) for a in info.get("head_added") or []]
     if added:
         text += "; the head's settings add " + ", ".join(added[:5]) + (f" +{len(added) - 5} more" if len(added) > 5 else "")
