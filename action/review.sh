@@ -7,6 +7,7 @@ set -uo pipefail
 set -f
 out="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/mcx-review"
 mkdir -p "$out"
+echo "report-dir=$out" >> "$GITHUB_OUTPUT"
 event_field() {  # a field of the webhook payload, e.g. pull_request.base.sha ("" when absent)
   python - "$1" <<'PY'
 import json, os, sys
@@ -39,13 +40,14 @@ if [ -n "${INPUT_SHAPE:-}" ]; then
   shape=($INPUT_SHAPE)
   args+=(--shape "${shape[@]}")
 fi
-settings="${INPUT_SETTINGS:-}"
+# No settings input: the review reads the BASE revision's .mcx-review.yaml (plus what the head's
+# adds or tightens), never the checkout's copy as a whole -- a PR must not relax its own gates.
+[ -z "${INPUT_SETTINGS:-}" ] || args+=(--config "$INPUT_SETTINGS")
 if [ -n "${INPUT_CONFIGS:-}" ]; then
-  overlay="$out/settings.yaml"
-  python "${ACTION_PATH:?}/action/settings_overlay.py" "$overlay" "$INPUT_CONFIGS" "$settings" || { echo "exit-code=2" >> "$GITHUB_OUTPUT"; exit 0; }
-  settings="$overlay"
+  # shellcheck disable=SC2206
+  globs=($INPUT_CONFIGS)
+  for g in "${globs[@]}"; do args+=(--configs "$g"); done
 fi
-[ -z "$settings" ] || args+=(--config "$settings")
 if [ -n "${INPUT_ARGS:-}" ]; then
   # shellcheck disable=SC2206
   extra=($INPUT_ARGS)

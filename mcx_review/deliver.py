@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from mcx_review.log import Log
+from mcx_review.log import Log, inert_json, inert_lines
 from mcx_review.report.budgets import budget_level
 from mcx_review.report.outcome import has_changes
 from mcx_review.report.types import Report, dumps
@@ -38,6 +38,7 @@ def emit(report: Report, fmt: Optional[str], path: Optional[Path], stream: Optio
     if path is None:
         terminal = hasattr(stream, "isatty") and stream.isatty()
         text = render(report, fmt, color=fmt == "text" and use_color(stream), terminal=terminal)
+        text = inert_json(text) if fmt == "json" else inert_lines(text)  # stdout is the Actions log
         stream.write(text if text.endswith("\n") else text + "\n")
         stream.flush()
     else:

@@ -8,7 +8,7 @@ traces (``measure.resolver``, one revision per process), each config's base/head
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -23,10 +23,10 @@ from mcx_review.metafile import files as metafile_files
 from mcx_review.report import module_tree
 from mcx_review.report.budgets import evaluate_budgets
 from mcx_review.report.compare import SideResult, config_report, side_result
-from mcx_review.report.types import SCHEMA, SIDES, ConfigReport, Report, Side
+from mcx_review.report.types import SCHEMA, SIDES, ConfigReport, Report, SettingsInfo, Side
 from mcx_review.select import hints, revisions
 from mcx_review.select.targets import Target, find_targets
-from mcx_review.settings import DEFAULT_SOURCE, Settings, load_settings
+from mcx_review.settings import DEFAULT_SOURCE, Settings, gates_from_base, load_settings
 
 __all__ = ["Options", "Stats", "Target", "read_change", "run_review"]
 
@@ -47,12 +47,15 @@ class Options:
     max_worker_rss: Optional[int] = None  # bytes; None: memory.default_max_rss of the worker count
     depth: Optional[int] = None  # --depth N: keep each side's module tree to depth N in the report
     impact: Optional[str] = None  # "definitions" | "files"; None: the settings' choice
+    config_globs: Tuple[str, ...] = ()  # --configs: instead of the settings' configs
 
 
 def read_change(repo: git.Repo, opts: Options, log: Log = quiet
                 ) -> Tuple[revisions.Revisions, List[revisions.Change], Settings]:
-    """The revisions, the changed files (narrowed to ``opts.files``) and the head revision's
-    settings; hints (select/hints.py) about what the user probably meant go to ``log``."""
+    """The revisions, the changed files (narrowed to ``opts.files``) and the settings that apply:
+    ``--config``'s file as given, else the base revision's ``.mcx-review.yaml`` with what the head's
+    adds or tightens (settings.gates_from_base: a PR cannot relax a gate); hints (select/hints.py)
+    about what the user probably meant go to ``log``."""
     revs = revisions.resolve_revisions(repo, opts.base, opts.head, opts.head_kind)
     changes = revisions.changed_files(repo, revs)
     hint = hints.uncommitted(repo, revs, changes)
@@ -64,13 +67,23 @@ def read_change(repo: git.Repo, opts: Options, log: Log = quiet
             log(line)
     if opts.settings_path is not None:
         settings = load_settings(opts.settings_path)
+        origin: SettingsInfo = {"from": "file", "path": str(opts.settings_path), "sha": None, "head_added": []}
     else:
         text = revisions.read_file(repo, revs, "head", DEFAULT_SOURCE)
-        settings = load_settings(None, text=text) if text is not None else Settings()
+        head = load_settings(None, text=text) if text is not None else Settings()
+        base_text = revisions.read_file(repo, revs, "base", DEFAULT_SOURCE)
+        base = load_settings(None, text=base_text, source=f"{DEFAULT_SOURCE} at the base revision") \
+            if base_text is not None else Settings()
+        settings, added = gates_from_base(base, head)
+        settings = replace(settings, source=DEFAULT_SOURCE)  # warnings name the file, as the user knows it
+        origin = {"from": "base", "path": DEFAULT_SOURCE if base_text is not None else None,
+                  "sha": revs.base_sha, "head_added": added}
         hint = hints.settings_differ(repo, revs, text)
         if hint:
             log(hint)
-    return revs, changes, settings
+    if opts.config_globs:
+        settings = replace(settings, configs=tuple(opts.config_globs))
+    return revs, changes, replace(settings, origin=origin)
 
 
 def run_review(repo_dir: Path, opts: Options, log: Log = quiet, list_only: bool = False,
@@ -164,5 +177,6 @@ def _report(revs: revisions.Revisions, opts: Options, entries: List[ConfigReport
         "shard": list(opts.shard) if opts.shard else None,
         "depth": opts.depth,
         "drill_down": settings.drill_down,
+        "settings": settings.origin,
         "configs": entries,
     }

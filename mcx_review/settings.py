@@ -1,4 +1,5 @@
-"""Settings: ``.mcx-review.yaml`` of the head revision (or ``--config FILE``), validated.
+"""Settings: ``.mcx-review.yaml`` (or ``--config FILE``), validated. A review applies the base
+revision's file with what the head's adds or tightens (:func:`gates_from_base`).
 
 Every mistake is a :class:`SettingsError` of one line naming the file and the key, e.g.
 ``.mcx-review.yaml: budgets[2].level: expected 'warn' or 'fail', got 'error'``. :data:`EXAMPLE`
@@ -18,18 +19,18 @@ same matcher the config discovery uses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import AbstractSet, Any, Dict, Literal, Optional, Sequence, Tuple, Type, TypeVar
+from typing import AbstractSet, Any, Dict, List, Literal, Optional, Sequence, Tuple, Type, TypeVar
 
 import yaml
 
 from mcx_review import schema_check
 from mcx_review.errors import McxError
 from mcx_review.globs import glob_match
-from mcx_review.report.types import METRICS
+from mcx_review.report.types import METRICS, SettingsInfo
 
 DEFAULT_SOURCE = ".mcx-review.yaml"
 SCHEMA_PATH = Path(__file__).with_name("settings-schema.json")
@@ -48,7 +49,6 @@ shapes:                               # per-config input size, first matching gl
 comment:
   behavior: update                    # update | new | delete-and-new
   tag: default                        # one sticky comment per tag
-  # login: my-app[bot]                # who posts it (default: the token's user, else any bot)
 limits: warn                          # a config stopped by a resource limit (--timeout, a killed
                                       # worker) at head: warn (default) | fail (exit 1)
 metafile: warn                        # a config's metafile FLOPs/Parameters left stale by the change: warn | fail | off
@@ -113,7 +113,8 @@ class Budget:
 class CommentSettings:
     behavior: Literal["update", "new", "delete-and-new"] = "update"
     tag: str = "default"
-    login: Optional[str] = None  # who posts the comment; None: the token's user, else any bot
+    login: Optional[str] = None  # accepted in old files, never used: a PR's own settings file must not
+    # choose whose comments are edited (the login comes from --bot-login / the bot-login input)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Settings:
     drill_down: int = 5
     impact: Literal["definitions", "files"] = "definitions"
     source: str = DEFAULT_SOURCE
+    # which revision's settings the review applied, as the report's "settings" field says it
+    # (review.read_change fills it in; report.SettingsInfo)
+    origin: Optional[SettingsInfo] = field(default=None, compare=False, hash=False)
 
     def shape_for(self, config_path: str) -> Optional[Shape]:
         """The input (H, W) to force for this config: the first matching ``shapes`` glob, else
@@ -212,6 +216,37 @@ def parse_settings(data: Any, *, source: str = DEFAULT_SOURCE) -> Settings:
             items = p.typed(top["budgets"], "budgets", list, "a list of budget rules")
             kw["budgets"] = tuple(p.budget(b, i) for i, b in enumerate(items))
     return Settings(**kw)
+
+
+_STRICTNESS = {"off": 0, "warn": 1, "fail": 2}
+
+
+def gates_from_base(base: Settings, head: Settings) -> Tuple[Settings, List[str]]:
+    """The settings a review of a change applies: every gate from ``base`` (the base revision's
+    file: a PR must not relax the rule that would fail it), with what ``head`` adds or tightens --
+    its extra ``configs`` globs and budget rules, a stricter ``metafile`` or ``limits`` level.
+    What only shapes the report (``drill_down``, ``comment``) is the head's. Returns the settings
+    and one line per head addition that applies (for the report)."""
+    added: List[str] = []
+    new_globs: Tuple[str, ...] = ()
+    if head.configs != Settings().configs:  # globs the head's file names (the default adds none)
+        new_globs = tuple(g for g in head.configs if g not in base.configs)
+    configs = base.configs + new_globs
+    added += [f"configs: {g}" for g in new_globs]
+    known = {replace(b, index=0) for b in base.budgets}
+    extra = [b for b in head.budgets if replace(b, index=0) not in known]
+    added += [f"budget {b.rule} ({b.level})" for b in extra]
+    budgets = tuple(replace(b, index=i) for i, b in enumerate(base.budgets + tuple(extra)))
+    metafile, limits = base.metafile, base.limits
+    if _STRICTNESS[head.metafile] > _STRICTNESS[base.metafile]:
+        metafile = head.metafile
+        added.append(f"metafile: {head.metafile}")
+    if _STRICTNESS[head.limits] > _STRICTNESS[base.limits]:
+        limits = head.limits
+        added.append(f"limits: {head.limits}")
+    merged = replace(base, configs=configs, budgets=budgets, metafile=metafile, limits=limits,
+                     drill_down=head.drill_down, comment=head.comment)
+    return merged, added
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is Any: no stubs installed

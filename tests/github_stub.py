@@ -63,9 +63,9 @@ class GitHubStub:
 
     # -- state ---------------------------------------------------------------------------------
     def add_pull(self, number: int, head_sha: str, head_repo: Optional[str] = None,
-                 head_branch: Optional[str] = None) -> None:
+                 head_branch: Optional[str] = None, state: str = "open") -> None:
         self.pulls[number] = {"number": number, "head_sha": head_sha, "head_repo": head_repo or self.repo,
-                              "head_ref": head_branch or f"branch-{number}"}
+                              "head_ref": head_branch or f"branch-{number}", "state": state}
         self.comments.setdefault(number, [])
 
     def before(self, method: str, path: str, fn: Callable[[Any], None], times: int = 1) -> None:
@@ -197,7 +197,9 @@ class GitHubStub:
                                 "url": f"{self.url}{base}"})
             return
         if method == "GET" and path == f"{base}/pulls":
-            items = [self._pull(n) for n in sorted(self.pulls, reverse=True)]
+            state = query.get("state", "open")
+            items = [self._pull(n) for n in sorted(self.pulls, reverse=True)
+                     if state == "all" or self.pulls[n]["state"] == state]
             self._page(h, path, query, items)
             return
         m = re.fullmatch(rf"{re.escape(base)}/pulls/(\d+)", path)
@@ -259,7 +261,7 @@ class GitHubStub:
 
     def _pull(self, n: int) -> Dict[str, Any]:
         p = self.pulls[n]
-        return {"number": n, "state": "open", "url": f"{self.url}/repos/{self.repo}/pulls/{n}",
+        return {"number": n, "state": p["state"], "url": f"{self.url}/repos/{self.repo}/pulls/{n}",
                 "issue_url": f"{self.url}/repos/{self.repo}/issues/{n}",
                 "html_url": f"https://github.com/{self.repo}/pull/{n}",
                 "head": {"sha": p["head_sha"], "ref": p["head_ref"], "repo": {"full_name": p["head_repo"]}},

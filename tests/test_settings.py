@@ -183,8 +183,9 @@ def test_settings_are_frozen_and_hashable():
     assert hash(s) == hash(load_settings(None, text=EXAMPLE))
 
 
-def test_head_settings_shapes_drive_a_real_review(tmp_path):
-    """Per-config shapes from the head's .mcx-review.yaml reach the analysis, on both sides."""
+def test_base_settings_shapes_drive_a_real_review(tmp_path):
+    """Per-config shapes from the base's .mcx-review.yaml reach the analysis, on both sides; the
+    head's own shapes do not (a smaller input would relax an absolute FLOPs budget)."""
     import shutil
 
     from mcx_review import review
@@ -196,11 +197,12 @@ def test_head_settings_shapes_drive_a_real_review(tmp_path):
     for rel in files:
         (r.root / "configs" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shipped("mmcls") / rel, r.root / "configs" / rel)
-    r.commit("ResNet-18")
+    r.write(".mcx-review.yaml", "shape: 224\nshapes:\n  'configs/resnet/**': [96, 128]\n")
+    r.commit("ResNet-18, small inputs")
     r.branch("feature")
     r.replace("configs/_base_/models/resnet18.py", "num_classes=1000", "num_classes=10")
-    r.write(".mcx-review.yaml", "shape: 224\nshapes:\n  'configs/resnet/**': [96, 128]\n")
-    r.commit("10 classes, small inputs")
+    r.write(".mcx-review.yaml", "shape: 224\nshapes:\n  'configs/resnet/**': [32, 32]\n")
+    r.commit("10 classes, tiny inputs")
     report, _, _ = review.run_review(r.root, review.Options(base="main", head="feature", jobs=2, use_cache=False))
     (entry,) = report["configs"]
     assert entry["base"]["input_shape"] == entry["head"]["input_shape"] == [3, 96, 128]

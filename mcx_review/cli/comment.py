@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from mcx_review.github import env as github_env
-from mcx_review.log import log, quiet
-from mcx_review.github.comment import BEHAVIORS, CommentError, Outcome, PostSettings, PrQuery, post, sha_or_none
+from mcx_review.github.comment import (BEHAVIORS, CommentError, Outcome, PostSettings, PrMismatch, PrQuery, post,
+                                       sha_or_none)
+from mcx_review.log import inert_lines, log, quiet
+
+# Set to "true" by the actions when the token is the workflow's own (`inputs.token == github.token`):
+# its `GET /user` is refused, and its comments are github-actions[bot]'s.
+WORKFLOW_TOKEN_ENV = "MCX_REVIEW_WORKFLOW_TOKEN"
 
 
 EPILOG = """\
@@ -36,19 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser, with_report: bool = True) -> 
         parser.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr (errors still show)")
     g = parser.add_argument_group("PR comment")
     g.add_argument("--repo-name", metavar="OWNER/NAME", help="repository (default $GITHUB_REPOSITORY)")
-    pr = g.add_mutually_exclusive_group()
-    pr.add_argument("--pr", type=positive_int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH)")
-    pr.add_argument("--pr-from-sha", metavar="SHA",
-                    help="find the open PR whose head is SHA through the API (fork-safe workflow_run; "
-                         "default in a workflow_run job: the run's head SHA, repository and branch)")
+    g.add_argument("--pr", type=positive_int, metavar="N", help="PR number (default: from $GITHUB_EVENT_PATH); with "
+                   "--pr-from-sha a claim that is checked: the comment goes to PR N only when it is open and "
+                   "its head commit, repository and branch are the run's, else exit 1 and nothing is posted")
+    g.add_argument("--pr-from-sha", metavar="SHA",
+                   help="find the open PR whose head is SHA through the API (fork-safe workflow_run; "
+                        "default in a workflow_run job: the run's head SHA, repository and branch)")
     g.add_argument("--pr-head-repo", metavar="OWNER/NAME", help="with --pr-from-sha: the PR's head repository "
                    "(default: the workflow_run's head_repository)")
     g.add_argument("--pr-head-branch", metavar="BRANCH", help="with --pr-from-sha: the PR's head branch "
                    "(default: the workflow_run's head_branch)")
     g.add_argument("--bot-login", metavar="LOGIN", default=None,
-                   help="the login the comment is posted as, e.g. my-app[bot] (default: the settings' "
-                        "comment.login, else the token's user, else any bot: GITHUB_TOKEN and GitHub App "
-                        "tokens cannot read their user)")
+                   help="the login the comment is posted as, e.g. my-app[bot]: required for a token that "
+                        "cannot read its user (GitHub App tokens; github-actions[bot] for the workflow's "
+                        "GITHUB_TOKEN, which the actions pass by themselves); default the token's user")
     g.add_argument("--max-wait", type=float, metavar="SECONDS", default=None,
                    help="longest wait for a rate limit before giving up (default "
                         "$MCX_REVIEW_GITHUB_MAX_WAIT, else 300)")
@@ -85,10 +91,13 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
     event = github_env.load_event(env)
     pr_number: Optional[int] = getattr(args, "pr", None)
     query = None
-    if pr_number is None:
+    if pr_number is None or getattr(args, "pr_from_sha", None) or github_env.workflow_run_pr(event) is not None:
+        # in a workflow_run job a --pr N may come from the other run's artifact: a claim, checked
         query = pr_query(event, getattr(args, "pr_from_sha", None), getattr(args, "pr_head_repo", None),
                          getattr(args, "pr_head_branch", None))
-        if query is None:
+        if query is not None and pr_number is not None:
+            query, pr_number = replace(query, claimed=pr_number), None  # checked, not trusted
+        elif query is None:
             pr_number = github_env.pr_number(event)
     head = report.get("head") or {}
     head_sha = sha_or_none([getattr(args, "head_sha", None), github_env.head_sha(event),
@@ -102,13 +111,15 @@ def post_report(report: Mapping[str, Any], args: argparse.Namespace, *, fallback
                        api_url=getattr(args, "api_url", None) or github_env.api_url(env),
                        tag=getattr(args, "tag", None) or _setting(args, "tag") or "default",
                        behavior=getattr(args, "behavior", None) or _setting(args, "behavior") or "update",
-                       login=getattr(args, "bot_login", None) or _setting(args, "login") or None,
+                       login=getattr(args, "bot_login", None) or None,
+                       workflow_token=env.get(WORKFLOW_TOKEN_ENV) == "true",
+                       from_pr_run=query is not None or github_env.workflow_run_pr(event) is not None,
                        head_sha=head_sha, pr_query=query, settings=settings, log=say)
     except CommentError as exc:
         log(f"could not post the PR comment: {exc}")
         if fallback:
             _fallback(report, env)
-        return 1 if getattr(args, "fail_on_comment_error", False) else 0
+        return 1 if getattr(args, "fail_on_comment_error", False) or isinstance(exc, PrMismatch) else 0
     say(_describe(outcome))
     return 0
 
@@ -157,6 +168,7 @@ def _fallback(report: Mapping[str, Any], env: Mapping[str, str]) -> None:
     from mcx_review.render.markdown import render_markdown
 
     text = render_markdown(report)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    out = inert_lines(text)  # stdout is the Actions log
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
     sys.stdout.flush()
     github_env.append_step_summary(text, env)

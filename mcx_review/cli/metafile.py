@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
 from mcx_review.cli.options import parse_rss, positive_int, positive_seconds
 from mcx_review.errors import UsageError
-from mcx_review.log import Log, log, quiet
+from mcx_review.log import Log, inert, log, quiet
 from mcx_review.metafile import verdicts as metafile
 from mcx_review.metafile import files as metafile_files
 
@@ -132,20 +132,20 @@ def report_and_write(root: Path, entries: Sequence[Dict[str, Any]], write: bool,
         for e in verdict.get("entries") or []:
             for c in e.get("checks") or []:
                 if c.get("problem"):
-                    print(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}")
+                    print(inert(f"{e['file']}: {e['name']}: {metafile.METRIC_KEYS[c['metric']]} {c['problem']}"))
             if not write and e.get("status"):
                 wrong = [metafile.says(c) for c in e.get("checks") or [] if c.get("agrees") is False]
                 detail = "; ".join(wrong) if wrong else _figures(e)
                 words = _WORDS[e["status"]] + (" (deploy form)" if e.get("deploy_form") else "")
-                print(f"{e['file']}: {e['name']} ({entry['path']}): {words}: {detail}")
+                print(inert(f"{e['file']}: {e['name']} ({entry['path']}): {words}: {detail}"))
         if not write and verdict.get("status") == "not compared" and verdict.get("note"):
-            print(f"{entry['path']}: not compared ({verdict['note']})")
+            print(inert(f"{entry['path']}: not compared ({verdict['note']})"))
     if write:
         changes = metafile_files.write_updates(root, plan)  # WriteError: exit 2
         for c in changes:
-            print(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}")
+            print(inert(f"{c.file}: {c.name} {c.key} {c.old} -> {c.new}"))
         for name in left:
-            print(f"{name}: left as it is: already off at base, not this change's (--include-legacy writes it)")
+            print(inert(f"{name}: left as it is: already off at base, not this change's (--include-legacy writes it)"))
         if not changes:
             print("nothing to write: every entry this change affects agrees with its config")
         elif hint:

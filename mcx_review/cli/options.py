@@ -132,8 +132,11 @@ def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGr
     p.add_argument("--output", "-o", type=Path, metavar="PATH", help="write the report here instead of stdout")
     p.add_argument("--json", dest="json_path", type=Path, metavar="PATH", help="also write the JSON report here")
     p.add_argument("--markdown", dest="md_path", type=Path, metavar="PATH", help="also write the Markdown here")
-    p.add_argument("--config", dest="settings", type=Path, metavar="FILE", help="settings file (default: .mcx-review.yaml "
-                   "of the head revision)")
+    p.add_argument("--config", dest="settings", type=Path, metavar="FILE", help="settings file, applied as given "
+                   "(default: the base revision's .mcx-review.yaml with what the head's adds or tightens: a "
+                   "change cannot relax its own gates)")
+    p.add_argument("--configs", dest="config_globs", action="append", metavar="GLOB",
+                   help="which files are configs, instead of the settings' configs (repeat for more globs)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
     p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment (options: "

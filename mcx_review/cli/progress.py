@@ -5,7 +5,7 @@ import sys
 import threading
 from typing import Any, Dict, Optional, Sequence
 
-from mcx_review.log import Log
+from mcx_review.log import Log, inert
 from mcx_review.select.targets import Target
 
 
@@ -54,4 +54,4 @@ def print_targets(targets: Sequence[Target]) -> None:
         return
     width = max(len(t.path) for t in targets)
     for t in targets:
-        print(f"{t.path:<{width}}  {'; '.join(t.reasons)}")
+        print(inert(f"{t.path:<{width}}  {'; '.join(t.reasons)}"))

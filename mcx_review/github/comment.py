@@ -1,9 +1,10 @@
 """The sticky PR comment, posted with PyGithub.
 
 One comment per PR and tag: the body starts with a hidden marker, and the comment is ours when it
-carries the marker and was written by us -- the login given (``--bot-login``, ``comment.login``),
-else the token's user, else (a token that may not read ``GET /user``: ``GITHUB_TOKEN``, GitHub App
-installation tokens) any author of type Bot. After writing, the comments are listed again: when
+carries the marker and was written by us: the login given (``--bot-login``), else the token's user
+(``GET /user``), else ``github-actions[bot]`` when the token is the workflow's own (the actions
+say so); any other token that may not read ``GET /user`` (a GitHub App installation token) needs
+``--bot-login``. A comment by any other author is never edited or deleted, whatever its text. After writing, the comments are listed again: when
 overlapping runs left more than one for the tag, the oldest is kept, brought up to date (the
 body for the PR's current head) and the rest deleted, so concurrent runs converge on one comment.
 
@@ -44,6 +45,11 @@ class CommentError(Exception):
     """Posting failed for a reason worth one line (no traceback)."""
 
 
+class PrMismatch(CommentError):
+    """The PR number given (``--pr`` with ``--pr-from-sha``: read from an untrusted artifact) is
+    not the run's PR; nothing is posted and the command fails whatever --fail-on-comment-error."""
+
+
 @dataclass(frozen=True)
 class PostSettings:
     """How hard to try. Environment overrides keep tests fast and let CI tune it."""
@@ -80,19 +86,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Identity:
-    """Whose comments are ours: ``login``, or with no login any author of type Bot."""
+    """Whose comments are ours: exactly one login (never "any bot": another app's comment that
+    starts with our marker is not ours)."""
 
-    login: Optional[str] = None
+    login: str
 
     def owns(self, user: Any) -> bool:
-        if user is None:
-            return False
-        if self.login:
-            return str(getattr(user, "login", "")).lower() == self.login.lower()
-        return str(getattr(user, "type", "")) == "Bot"
+        return user is not None and str(getattr(user, "login", "")).lower() == self.login.lower()
 
     def __str__(self) -> str:
-        return self.login or "any bot"
+        return self.login
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class PrQuery:
     head_repo: Optional[str] = None
     head_branch: Optional[str] = None
     numbers: Tuple[int, ...] = ()
+    claimed: Optional[int] = None  # --pr N given with --pr-from-sha: N is checked, never trusted
 
 
 # -- pure parts --------------------------------------------------------------------------------
@@ -134,27 +138,34 @@ def _cut(text: str, limit: int) -> str:
     return cut_markup(text, limit, note)
 
 
+FROM_PR_RUN = ("<sub>Fork-safe flow: every number and verdict above was computed by the PR's own workflow run "
+               "(code the PR can change) and posted from its artifact, which was only checked for form; they "
+               "are as trustworthy as that run.</sub>\n")
+
+
 def compose_body(report: Mapping[str, Any], tag: str, head_sha: Optional[str],
-                 max_chars: int = MAX_BODY, markdown: Optional[str] = None) -> str:
+                 max_chars: int = MAX_BODY, markdown: Optional[str] = None, from_pr_run: bool = False) -> str:
     """Marker line + the rendered report, mentions neutralised, within ``max_chars``.
 
     The renderer is given the room left after the marker and cuts per-module details first; if
     neutralising mentions pushed it over, it is asked again with less room; a hard cut guards last.
-    ``markdown`` replaces rendering (a report already rendered elsewhere).
+    ``markdown`` replaces rendering (a report already rendered elsewhere). ``from_pr_run``: the
+    report is an artifact of the PR's own run (the fork-safe flow), and the body ends saying so.
     """
     head = marker(tag, head_sha) + "\n"
-    room = max_chars - len(head)
+    tail = "\n" + FROM_PR_RUN if from_pr_run else ""
+    room = max_chars - len(head) - len(tail)
     if markdown is not None:
-        return head + _cut(neutralise_mentions(markdown), room)
+        return head + _cut(neutralise_mentions(markdown), room) + tail
     from mcx_review.render.markdown import render_markdown
 
     text = ""
     for _ in range(3):
         text = neutralise_mentions(render_markdown(report, max_chars=room))
-        if len(head) + len(text) <= max_chars:
+        if len(head) + len(text) + len(tail) <= max_chars:
             break
-        room -= len(head) + len(text) - max_chars
-    return head + _cut(text, max_chars - len(head))
+        room -= len(head) + len(text) + len(tail) - max_chars
+    return head + _cut(text, max_chars - len(head) - len(tail)) + tail
 
 
 def _same_body(a: Optional[str], b: str) -> bool:
@@ -285,9 +296,10 @@ def client(token: str, api_url: str, settings: PostSettings) -> Any:
                   seconds_between_writes=settings.write_pause or None, lazy=True)
 
 
-def identity(gh: Any, login: Optional[str] = None) -> Identity:
-    """Who we are: the login given, else the token's user; a token refused `GET /user` (the
-    Actions token, GitHub App installation tokens) is a bot, and any bot's marked comment is ours."""
+def identity(gh: Any, login: Optional[str] = None, workflow_token: bool = False) -> Identity:
+    """Who we are: the login given, else the token's user. A token refused `GET /user` is the
+    workflow's own (``github-actions[bot]``) when ``workflow_token`` says so; any other (a GitHub
+    App installation token) cannot tell, so ``--bot-login`` is required."""
     from github import GithubException
 
     if login:
@@ -297,7 +309,11 @@ def identity(gh: Any, login: Optional[str] = None) -> Identity:
     except GithubException as exc:
         if retryable(exc) or exc.status == 401:
             raise
-        return Identity(None)
+    if workflow_token:
+        return Identity(BOT_LOGIN)
+    raise CommentError("this token cannot read its own user (GET /user refused), so which comments are ours "
+                       "is unknown: pass the login it posts as with --bot-login (the bot-login input), e.g. "
+                       f"my-app[bot] for a GitHub App token, {BOT_LOGIN} for the workflow's GITHUB_TOKEN")
 
 
 def find_pr(gh: Any, repo_name: str, query: PrQuery) -> int:
@@ -309,6 +325,8 @@ def find_pr(gh: Any, repo_name: str, query: PrQuery) -> int:
     sha = query.head_sha.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise CommentError(f"--pr-from-sha needs a full 40-hex commit SHA, got {sha[:50]!r}")
+    if query.claimed is not None:
+        return check_pr(gh, repo_name, query, sha)
     if len(set(query.numbers)) == 1:
         return int(query.numbers[0])
     repo = gh.get_repo(repo_name)
@@ -330,8 +348,43 @@ def find_pr(gh: Any, repo_name: str, query: PrQuery) -> int:
         raise CommentError(f"no open PR in {repo_name} has {what} (closed, or pushed to since)")
     if len(found) > 1:
         raise CommentError(f"{len(found)} open PRs in {repo_name} have {what} "
-                           f"(#{', #'.join(map(str, found))}); pass --pr")
+                           f"(#{', #'.join(map(str, found))}); pass the run's PR as --pr N with --pr-from-sha "
+                           f"(the fork-safe example reads N from the artifact and checks it)")
     return int(found[0])
+
+
+def check_pr(gh: Any, repo_name: str, query: PrQuery, sha: str) -> int:
+    """``query.claimed`` when that PR is open and its head commit, head repository and head
+    branch are the run's (those known); else PrMismatch. The number comes from an artifact the
+    PR's own run wrote, so it only picks among the PRs that match (one fork branch opened into
+    two base branches), it can never point the comment elsewhere."""
+    from github import GithubException
+
+    number = int(query.claimed or 0)
+    if number <= 0:
+        raise PrMismatch(f"--pr must be a PR number, got {number}")
+    try:
+        pr = gh.get_repo(repo_name).get_pull(number)
+        state, head_sha, ref = pr.state, pr.head.sha, pr.head.ref
+        head_repo = pr.head.repo.full_name if pr.head.repo is not None else None
+    except GithubException as exc:
+        if exc.status == 404:
+            raise PrMismatch(f"PR #{number} does not exist in {repo_name}: not commenting") from None
+        raise
+    problems = []
+    if state != "open":
+        problems.append(f"it is {state}")
+    if str(head_sha).lower() != sha:
+        problems.append(f"its head is {str(head_sha)[:12]}, not {sha[:12]}")
+    if query.head_repo and (head_repo or "").lower() != query.head_repo.lower():
+        problems.append(f"its head repository is {head_repo}, not {query.head_repo}")
+    if query.head_branch and ref != query.head_branch:
+        problems.append(f"its head branch is {ref!r}, not {query.head_branch!r}")
+    if query.numbers and number not in query.numbers:
+        problems.append(f"the run names PR #{', #'.join(map(str, query.numbers))}")
+    if problems:
+        raise PrMismatch(f"PR #{number} is not this run's PR ({'; '.join(problems)}): not commenting")
+    return number
 
 
 def find_pr_by_sha(gh: Any, repo_name: str, sha: str) -> int:
@@ -345,7 +398,8 @@ def _ours(pr: Any, who: Identity, tag: str) -> List[Any]:
 
 
 def sync_comment(gh: Any, repo_name: str, pr_number: int, body: str, *, tag: str, head_sha: Optional[str],
-                 behavior: str = "update", changes: bool = True, login: Optional[str] = None) -> Outcome:
+                 behavior: str = "update", changes: bool = True, login: Optional[str] = None,
+                 workflow_token: bool = False) -> Outcome:
     """Bring the PR's sticky comment for ``tag`` to ``body``, then heal a race; see the module
     doc. Raises PyGithub or requests exceptions (retry decides), or CommentError."""
     repo = gh.get_repo(repo_name)
@@ -354,7 +408,7 @@ def sync_comment(gh: Any, repo_name: str, pr_number: int, body: str, *, tag: str
     if head_sha and current and current != head_sha:
         return Outcome("stale", detail=f"PR #{pr_number} head is now {current[:12]}, this report is for "
                                        f"{head_sha[:12]}; a newer run owns the comment")
-    who = identity(gh, login)
+    who = identity(gh, login, workflow_token)
     mine = _ours(pr, who, tag)
     if not mine and not changes:
         return Outcome("skipped", detail="no model changes and no earlier comment: nothing to say")
@@ -369,6 +423,7 @@ def sync_comment(gh: Any, repo_name: str, pr_number: int, body: str, *, tag: str
             for c in mine:
                 _delete(c)
         c = pr.create_issue_comment(body)
+        _check_author(c, who)
         outcome = Outcome("recreated" if behavior == "delete-and-new" and mine else "created", c.id, c.html_url)
     if behavior == "new" or (outcome.action == "unchanged" and len(mine) == 1):
         return outcome  # nothing written and nothing to fold: no need to look again
@@ -401,6 +456,18 @@ def _heal(gh: Any, repo: Any, pr_number: int, body: str, *, tag: str, head_sha: 
                    f"{len(mine) - 1} duplicate comment(s) from overlapping runs removed")
 
 
+def _check_author(comment: Any, who: Identity) -> None:
+    """The comment just created is ours by the identity used to find ours, else that identity is
+    wrong (a ``--bot-login`` that is not the token's): take it back and say so, rather than leave a
+    comment no later run would recognise (or worse, recognise another author's)."""
+    if who.owns(comment.user):
+        return
+    author = str(getattr(comment.user, "login", "?"))
+    _delete(comment)
+    raise CommentError(f"the comment was posted as {author}, not {who.login}: pass --bot-login {author} "
+                       f"(the bot-login input); the comment was taken back")
+
+
 def _delete(comment: Any) -> None:
     """Delete a comment; one already deleted (by a concurrent run) is fine."""
     from github import GithubException
@@ -415,7 +482,7 @@ def _delete(comment: Any) -> None:
 def post(report: Mapping[str, Any], *, repo_name: str, pr_number: Optional[int], token: str, api_url: str,
          tag: str = "default", behavior: str = "update", head_sha: Optional[str] = None,
          pr_from_sha: Optional[str] = None, pr_query: Optional[PrQuery] = None, login: Optional[str] = None,
-         settings: Optional[PostSettings] = None, log: Log = lambda m: None, markdown: Optional[str] = None,
+         workflow_token: bool = False, from_pr_run: bool = False, settings: Optional[PostSettings] = None, log: Log = lambda m: None, markdown: Optional[str] = None,
          sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Find the PR (number, or ``pr_query`` / ``pr_from_sha`` for a workflow_run), compose the body
     and sync it, with retries. Raises CommentError (one line) when it cannot."""
@@ -441,11 +508,12 @@ def post(report: Mapping[str, Any], *, repo_name: str, pr_number: Optional[int],
             head_sha = head_sha or query.head_sha.strip().lower()
         if pr_number is None:
             raise CommentError("no PR to comment on: pass --pr or --pr-from-sha, or run on a pull_request event")
-        body = compose_body(report, tag, head_sha, markdown=markdown)
+        body = compose_body(report, tag, head_sha, markdown=markdown, from_pr_run=from_pr_run)
         changes = has_changes(report)
         number = pr_number
         return with_retries(lambda: sync_comment(gh, repo_name, number, body, tag=tag, head_sha=head_sha,
-                                                 behavior=behavior, changes=changes, login=login),
+                                                 behavior=behavior, changes=changes, login=login,
+                                                 workflow_token=workflow_token),
                             settings, log, sleep)
     except CommentError:
         raise

@@ -406,6 +406,7 @@ class Footer:
     tensor_forward: bool  # a shown config was measured on forward(mode='tensor')
     # input sizes not from a test pipeline: (where from, configs), see input_rule_notes
     input_rules: List[Tuple[str, List[str]]] = field(default_factory=list)
+    settings: Optional[Mapping[str, Any]] = None  # the report's "settings": which revision's applied
 
 
 @dataclass(frozen=True)
@@ -487,7 +488,8 @@ def _footer(report: Mapping[str, Any], shown: Sequence[Mapping[str, Any]], prefi
                   shard=(int(shard[0]), int(shard[1])) if shard else None,
                   tools=[(str(n), str(tool[n])) for n in names],
                   tensor_forward=any("tensor" in forwards(c) for c in shown),
-                  input_rules=input_rule_notes(report.get("configs") or [], prefix))
+                  input_rules=input_rule_notes(report.get("configs") or [], prefix),
+                  settings=report.get("settings"))
 
 
 def build(report: Mapping[str, Any]) -> Display:

@@ -4,10 +4,12 @@ Pure. Layout: headline, totals table, budget breaches, per-module tables folded,
 configs folded, "could not count", footer. Anything that comes from the repository or from an
 exception (paths, module and op names, messages, rule names) goes through ``code`` or ``esc``:
 every Markdown/HTML-active character becomes a numeric entity and newlines become a visible mark,
-so it cannot break a table, open a code span or inject HTML; ``code`` wraps it in ``<code>``
-(GitHub never turns ``@name`` inside code into a mention) and ``esc`` breaks ``@name`` with a word
-joiner. Nor can it become a link: GitHub's cmark-gfm autolinks bare URLs, ``www.`` names and
-e-mail addresses in text, even inside ``<code>``, so the ``:`` of ``://`` and the dot of ``www.``
+so it cannot break a table, open a code span or inject HTML; control and invisible characters
+are made visible first (:func:`_neutral`), before any of these decisions. ``code`` wraps it in
+``<code>`` (GitHub never turns ``@name`` inside code into a mention) and ``esc`` breaks ``@name``,
+``#12``, ``owner/repo#12`` and ``GH-12`` with a word joiner. Nor can it become a link: GitHub's
+cmark-gfm autolinks bare URLs, ``www.`` names and e-mail addresses in text, even inside
+``<code>``, so the ``:`` of ``://`` and the dot of ``www.``
 become entities (the autolinker looks for them literally) and every ``@`` gets a word joiner.
 Over ``max_chars``, parts are cut in this order: per-module tables, the unchanged list, the
 could-not-count details, and only then rows of the totals table (each cut says so); a last-resort
@@ -16,7 +18,8 @@ cut (:func:`cut_markup`) never ends inside an entity or leaves a tag open.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Sequence
+import unicodedata
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from mcx_review.render.cells import Row
 from mcx_review.render.display import BudgetLine, ConfigView, Display, Footer, Headline, Reason, build
@@ -32,14 +35,33 @@ MAX_METAFILE_LINES = 60  # lines of the metafile section
 # math, images). Block syntax (#, -, +, >) cannot start a line here: cells and list items always
 # put our text after other text, and newlines never pass through.
 _ACTIVE = set("\\`*[]<>&|~$!")
-_INVISIBLE = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+_LINE_BREAKS = set("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")  # what str.splitlines() splits on
+
+
+def _neutral(text: str) -> str:
+    """Control and invisible characters made visible, *before* any escaping decision (the
+    autolink checks below look at neighbouring characters, so a character dropped later would
+    join ``https:`` and ``//``): line breaks of every kind (``\\r``, ``\\v``, ``\\f``, NEL,
+    U+2028/9) become ``\\n``, a tab and other C0/C1 controls a space, format characters
+    (zero-width, bidi controls, soft hyphen, BOM: Unicode category Cf) U+FFFD."""
+    out = []
+    for ch in text.replace("\r\n", "\n"):
+        if ch in _LINE_BREAKS:
+            out.append("\n")
+        else:
+            kind = unicodedata.category(ch)
+            out.append(" " if kind == "Cc" else "\ufffd" if kind == "Cf" else ch)
+    return "".join(out)
 
 
 def _entities(text: str, joiners: bool = False) -> str:
+    text = _neutral(text)
     out = []
     for i, ch in enumerate(text):
-        if joiners and ch in "@#":  # no mention, no issue link, no e-mail autolink
+        if joiners and ch in "@#":  # no mention, no issue link (#12, owner/repo#12), no e-mail autolink
             out.append(ch + "\u2060")
+        elif joiners and ch == "-" and text[max(0, i - 2):i].lower() == "gh" and text[i + 1:i + 2].isdigit():
+            out.append("-\u2060")  # GH-12 is an issue reference too
         elif ch == "@" and i and (text[i - 1].isalnum() or text[i - 1] in ".+-_"):  # no e-mail autolink
             out.append("@\u2060")
         elif ch == "." and text[max(0, i - 3):i].lower() == "www":  # no www. autolink
@@ -53,12 +75,6 @@ def _entities(text: str, joiners: bool = False) -> str:
             out.append("_" if inner else "&#95;")
         elif ch == "\n":
             out.append(" \u21b5 ")
-        elif ch == "\r":
-            continue
-        elif ord(ch) < 32 or ch == "\x7f":
-            out.append(" ")
-        elif ch in _INVISIBLE:  # bidi overrides could make a path read as another
-            out.append("\ufffd")
         else:
             out.append(ch)
     return "".join(out)
@@ -307,11 +323,30 @@ def footer(f: Footer, prefix: str) -> str:
     notes += [f"Input size from {esc(words)}: {', '.join(code(p) for p in paths)}." for words, paths in f.input_rules]
     if prefix:
         notes.append(f"Paths under {code(prefix)}.")
+    applied = settings_note(f.settings)
+    if applied:
+        notes.append(applied)
     if f.shard:
         notes.append(f"Shard {f.shard[0]}/{f.shard[1]} only.")
     tools = " \u00b7 ".join(f"{esc(n)} {esc(v)}" for n, v in f.tools)
     line = f"{base_text} {ARROW} {head_text}" + (f" \u00b7 {tools}" if tools else "")
     return "<sub>" + " ".join(notes) + " " + line + "</sub>"
+
+
+def settings_note(info: Optional[Mapping[str, Any]]) -> str:
+    """Which settings applied, one sentence ('' for a report that does not say)."""
+    if not info:
+        return ""
+    if info.get("from") == "file":
+        return f"Settings from {code(info.get('path') or '?')}."
+    sha = str(info.get("sha") or "")[:7]
+    at = f" {code(sha)}" if sha else ""
+    text = (f"Gates from the base revision's {code(info['path'])}{f' ({code(sha)})' if sha else ''}"
+            if info.get("path") else f"Gates: the defaults (no settings file at the base revision{at})")
+    added = [esc(a) for a in info.get("head_added") or []]
+    if added:
+        text += "; the head's settings add " + ", ".join(added[:5]) + (f" +{len(added) - 5} more" if len(added) > 5 else "")
+    return text + "."
 
 
 # ---------------------------------------------------------------- assembly

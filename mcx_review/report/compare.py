@@ -1,6 +1,8 @@
 """Pure comparison: one config's base and head results -> its report entry (status, deltas)."""
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
@@ -19,6 +21,16 @@ class SideResult:
 
 
 ABSENT = SideResult(present=False)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def clean_message(text: str) -> str:
+    """An exception or warning message as the report schema allows it: newlines and tabs kept,
+    ``\\r\\n`` and a lone ``\\r`` read as a newline, ANSI colour codes dropped, any other control or
+    invisible character (C0/C1, U+2028/9, zero-width, bidi) shown as U+FFFD."""
+    text = _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else "\ufffd"
+                   for ch in text)
 
 
 def delta(base: Optional[ModelStats], head: Optional[ModelStats]) -> Optional[Dict[str, int]]:
@@ -57,11 +69,11 @@ def config_report(path: str, base: SideResult, head: SideResult, *, old_path: Op
     sides: Tuple[Tuple[Side, SideResult], ...] = (("base", base), ("head", head))
     for side, result in sides:
         if result.error:
-            error: Message = {"side": side, "message": result.error}
+            error: Message = {"side": side, "message": clean_message(result.error)}
             if result.limit:
                 error["limit"] = result.limit.copy()
             errors.append(error)
-        warnings += [{"side": side, "message": w} for w in result.warnings]
+        warnings += [{"side": side, "message": clean_message(w)} for w in result.warnings]
     return {
         "path": path,
         "old_path": old_path if old_path and old_path != path else None,

@@ -58,7 +58,7 @@ def merge_reports(reports: Sequence[Report]) -> Report:
     for r in reports:
         if r.get("schema") != SCHEMA:
             raise MergeError(f"unsupported report schema {r.get('schema')!r} (expected {SCHEMA})")
-        for key in ("base", "head", "shape"):
+        for key in ("base", "head", "shape", "settings"):
             if r.get(key) != first.get(key):
                 raise MergeError(f"reports disagree on {key}: they come from different reviews")
     shards = sorted(tuple(shard) for r in reports if (shard := r.get("shard")))
@@ -90,4 +90,5 @@ def merge_files(paths: Sequence[Path], settings_path: Optional[Path] = None) -> 
         from mcx_review.report.budgets import evaluate_budgets
         from mcx_review.settings import load_settings
         merged = evaluate_budgets(merged, load_settings(settings_path))
+        merged["settings"] = {"from": "file", "path": str(settings_path), "sha": None, "head_added": []}
     return merged

@@ -141,6 +141,15 @@ class Revision(TypedDict, total=False):
     kind: Literal["commit", "index", "worktree"]
 
 
+# Which settings the review applied (the gates: budgets, metafile and limits levels, configs).
+# "from": "base" -- the base revision's .mcx-review.yaml ("path"; None when the base has none: the
+# defaults) at "sha", plus "head_added", one line per thing the head's file adds or tightens (a PR
+# cannot relax a gate); "file" -- the --config file at "path" as given ("sha" None, "head_added" []).
+# Functional form: "from" is a keyword.
+SettingsInfo = TypedDict("SettingsInfo", {"from": Literal["base", "file"], "path": Optional[str],
+                                          "sha": Optional[str], "head_added": List[str]})
+
+
 class Report(TypedDict, total=False):
     schema: str
     tool: Dict[str, str]
@@ -150,6 +159,7 @@ class Report(TypedDict, total=False):
     shard: Optional[List[int]]  # [K, N] of --shard K/N, or None
     depth: Optional[int]  # --depth N: module tables to depth N (trees kept, pruned)
     drill_down: int  # at most this many "where it changed" rows per config (settings)
+    settings: Optional[SettingsInfo]  # which revision's settings applied (None in older reports)
     configs: List[ConfigReport]
     metafile_problems: List[str]  # metafiles that could not be read, one line each
 

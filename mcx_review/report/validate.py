@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, cast
 
-from mcx_review.errors import McxError
 from mcx_review import schema_check
+from mcx_review.errors import McxError
+from mcx_review.log import inert
 
 SCHEMA_PATH = Path(__file__).with_name("report-schema.json")
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # a real report for hundreds of configs is well under 1 MiB
@@ -89,9 +90,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         load_validated(args.report, args.max_bytes)
     except ReportError as exc:
-        print(f"mcx-review: {exc}", file=sys.stderr)
+        print(f"mcx-review: {inert(exc)}", file=sys.stderr)
         return 1
-    print(f"{args.report}: valid mcx-review report", file=sys.stderr)
+    print(inert(f"{args.report}: valid mcx-review report"), file=sys.stderr)
     return 0
 
 

@@ -230,6 +230,7 @@ def test_other_users_comments_with_the_marker_are_ignored(tmp_path, gh, env):
 
 def test_actions_token_falls_back_to_the_bot_login(tmp_path, gh, env, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "actions-token")  # GET /user -> 403 for it
+    monkeypatch.setenv("MCX_REVIEW_WORKFLOW_TOKEN", "true")  # what the actions set for github.token
     comment(tmp_path, resnet_report())
     assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
     assert [c["login"] for c in gh.comments[7]] == [BOT]
@@ -487,12 +488,12 @@ def test_a_same_repository_run_uses_the_events_pull_requests(tmp_path, gh, env, 
 # -- whose comment ---------------------------------------------------------------------------------
 
 def test_an_app_installation_token_finds_its_own_comment(tmp_path, gh, env, monkeypatch):
-    """GET /user is refused for App tokens too: the marked comment of a Bot author is ours, a
-    person's comment with our marker is not."""
+    """GET /user is refused for App tokens too: with --bot-login the App's marked comment is ours,
+    a person's comment with our marker is not."""
     gh.add_comment(7, "mallory", marker("default", HEAD) + "\nforged by a person")
     monkeypatch.setenv("GITHUB_TOKEN", "app-token")
-    assert comment(tmp_path, resnet_report()) == 0
-    assert comment(tmp_path, resnet_report(R101_WIDE)) == 0
+    assert comment(tmp_path, resnet_report(), "--bot-login", APP_BOT) == 0
+    assert comment(tmp_path, resnet_report(R101_WIDE), "--bot-login", APP_BOT) == 0
     assert [c["login"] for c in gh.comments[7]] == ["mallory", APP_BOT]
     assert "8.12G" in gh.comments[7][1]["body"] and "forged" in gh.comments[7][0]["body"]
     assert [m for m, _ in gh.writes()] == ["POST", "PATCH"]
@@ -513,7 +514,7 @@ def test_an_explicit_login_picks_the_comment(tmp_path, gh, env, monkeypatch):
 def _poster(tmp_path: Path, rep: Dict[str, Any], head_sha: str, results: Dict[str, Any], name: str) -> None:
     try:
         results[name] = post(rep, repo_name=REPO, pr_number=7, token="actions-token", api_url=os.environ["GITHUB_API_URL"],
-                             head_sha=head_sha, settings=PostSettings(retries=2, backoff=0.01, write_pause=0))
+                             head_sha=head_sha, workflow_token=True, settings=PostSettings(retries=2, backoff=0.01, write_pause=0))
     except Exception as exc:  # noqa: BLE001 - the test reads it
         results[name] = exc
 

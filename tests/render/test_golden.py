@@ -44,6 +44,8 @@ def _without_revisions(report: dict) -> dict:
     out = dict(report)
     for side in ("base", "head"):
         out[side] = {k: v for k, v in report[side].items() if k != "sha"}
+    if report.get("settings"):  # the base revision's settings applied: its SHA too
+        out["settings"] = {k: v for k, v in report["settings"].items() if k != "sha"}
     return out
 
 
