@@ -48,6 +48,7 @@ class Options:
     depth: Optional[int] = None  # --depth N: keep each side's module tree to depth N in the report
     impact: Optional[str] = None  # "definitions" | "files"; None: the settings' choice
     config_globs: Tuple[str, ...] = ()  # --configs: instead of the settings' configs
+    engine: str = "fvcore"  # "fvcore" | "dispatch" (measure/worker/dispatch_count.py)
 
 
 def read_change(repo: git.Repo, opts: Options, log: Log = quiet
@@ -97,7 +98,7 @@ def run_review(repo_dir: Path, opts: Options, log: Log = quiet, list_only: bool 
                 log(line)
         resolver = Resolver(trees, Limits(opts.jobs, opts.timeout, opts.max_worker_rss),
                             shape_for=lambda path: _shape_for(opts, settings, path),
-                            cache_dir=opts.cache_dir, use_cache=opts.use_cache)
+                            cache_dir=opts.cache_dir, use_cache=opts.use_cache, engine=opts.engine)
         stack.callback(resolver.close)
         targets = find_targets(trees, changes, settings, resolver, opts.impact or settings.impact)
         log(f"{len(changes)} changed file(s); {len(targets)} config(s) under review")
@@ -167,6 +168,8 @@ def _entry(t: Target, results: Dict[str, Dict[str, Dict[str, Any]]], todo: Plan,
 
 def _report(revs: revisions.Revisions, opts: Options, entries: List[ConfigReport], settings: Settings) -> Report:
     tool = {"mcx-review": __version__, **package_versions()}
+    if opts.engine != "fvcore":
+        tool["engine"] = opts.engine  # the engine asked for; each side's stats say which one counted
     return {
         "schema": SCHEMA,
         "tool": tool,

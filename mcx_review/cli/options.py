@@ -137,6 +137,9 @@ def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGr
                    "change cannot relax its own gates)")
     p.add_argument("--configs", dest="config_globs", action="append", metavar="GLOB",
                    help="which files are configs, instead of the settings' configs (repeat for more globs)")
+    p.add_argument("--engine", choices=("fvcore", "dispatch"), default="fvcore",
+                   help="counting engine: fvcore's jit trace (default) or the dispatch engine (no torch.jit, "
+                        "no computed values; same numbers; falls back to fvcore, and says so, where it cannot run)")
     p.add_argument("--list", action="store_true", help="print which configs would be reviewed and why, build nothing")
     p.add_argument("--depth", type=_depth, metavar="N", help="per-module tables to depth N (1: top-level modules), base -> head")
     p.add_argument("--comment", action="store_true", help="post the report as a sticky PR comment (options: "

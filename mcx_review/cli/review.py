@@ -31,7 +31,8 @@ def options(args: argparse.Namespace, root: Path) -> review.Options:
         files=[pathspec(f, root) for f in args.files], shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
         shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss,
-        depth=args.depth, impact=args.impact, config_globs=tuple(args.config_globs or ()))
+        depth=args.depth, impact=args.impact, config_globs=tuple(args.config_globs or ()),
+        engine=args.engine)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,8 @@ def code_digest(root: Path, files: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def cache_key(resolved: Dict[str, Any], code: str, versions: Optional[Dict[str, str]] = None) -> str:
+def cache_key(resolved: Dict[str, Any], code: str, versions: Optional[Dict[str, str]] = None,
+              engine: str = "fvcore") -> str:
     payload = {
         "schema": SCHEMA,
         "mcx-review": __version__,
@@ -61,6 +62,8 @@ def cache_key(resolved: Dict[str, Any], code: str, versions: Optional[Dict[str, 
         "shape": resolved.get("shape_spec"),
         "code": code,
     }
+    if engine != "fvcore":  # fvcore's keys stay what they were: existing caches keep their hits
+        payload["engine"] = engine
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 

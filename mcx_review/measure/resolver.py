@@ -57,8 +57,9 @@ class Resolver:
     select stage's questions (:class:`~mcx_review.select.code_impact.Resolves`)."""
 
     def __init__(self, trees: Dict[str, Path], limits: Limits, shape_for: Callable[[str], Optional[List[int]]],
-                 cache_dir: Optional[Path] = None, use_cache: bool = True) -> None:
+                 cache_dir: Optional[Path] = None, use_cache: bool = True, engine: str = "fvcore") -> None:
         self.trees = trees
+        self.engine = engine  # "fvcore" | "dispatch": which counts the analyse jobs (and their cache keys)
         self.limits = limits
         self.shape_for = shape_for
         self.static = {s: RevisionIndex(trees[s]) for s in trees}
@@ -125,7 +126,7 @@ class Resolver:
     def key(self, side: str, path: str) -> str:
         """The analysis cache key of a resolved config: its model, shape and the code it uses."""
         r = self.results[side][path]
-        return cache_key(r, code_digest(self.trees[side], self.used(side, path)))
+        return cache_key(r, code_digest(self.trees[side], self.used(side, path)), engine=self.engine)
 
     def analyse(self, work: Work, progress: Optional[OnAnalysed] = None,
                 store: Optional[Callable[[str, Result], None]] = None) -> Dict[str, Dict[str, Result]]:
@@ -136,7 +137,8 @@ class Resolver:
         def run_side(side: str) -> None:
             keys = sorted(work[side])
             key_of = {work[side][k][0]: k for k in keys}  # a config has one key per side
-            jobs = [{"op": "analyse", "config": work[side][k][0], "shape": self.shape_for(work[side][k][0])}
+            jobs = [{"op": "analyse", "config": work[side][k][0], "shape": self.shape_for(work[side][k][0]),
+                     "engine": self.engine}
                     for k in keys]
 
             def done(job: Dict[str, Any], result: Result) -> None:

@@ -68,6 +68,10 @@ class ModelStats(TypedDict):
     proposals: "NotRequired[int]"
     # mmcv._ext functions answered by mcx-review's torchvision stand-ins (mmcv-lite), sorted
     mmcv_stand_ins: "NotRequired[List[str]]"
+    # --engine dispatch only: who counted ("dispatch": meta or fake tensors, "dispatch-real": real tensors,
+    # the forward needs values; "fvcore": the dispatch engine failed) and, for fvcore, why
+    engine: "NotRequired[Literal['fvcore', 'dispatch', 'dispatch-real']]"
+    engine_note: "NotRequired[str]"
 
 
 class WhereRow(TypedDict):

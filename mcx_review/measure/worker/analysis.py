@@ -248,23 +248,47 @@ def _module_tree(model: Any, counted: Callable[[str], Tuple[int, int]], canonica
     return rows
 
 
+def _dispatch_or_fvcore(model: Any, input_shape: Tuple[int, int, int], forward: str, recorder: _CallRecorder
+                        ) -> Tuple[Callable[[str], Tuple[int, int]], Dict[str, int], Callable[[str], str], str, str]:
+    """The dispatch engine's counts; fvcore's trace when the model cannot run under it (the
+    returned note says why)."""
+    import torch
+
+    from mcx_review.measure.worker import dispatch_count
+
+    try:
+        counted, unsupported, canonical, engine = dispatch_count.count_ops(
+            model, input_shape, before_each=recorder.called.clear)
+        return counted, unsupported, canonical, engine, ""
+    except dispatch_count.DispatchError as exc:
+        recorder.called.clear()
+        counted, unsupported, canonical = _one_trace(model, (torch.randn((1, *input_shape)),), forward)
+        return counted, unsupported, canonical, "fvcore", f"counted by fvcore: the dispatch engine failed ({exc})"
+
+
 def count(model: Any, input_shape: Tuple[int, int, int], forward: str,
-          single_trace: bool = True, no_grad: bool = True) -> ModelStats:
+          single_trace: bool = True, no_grad: bool = True, engine: str = "fvcore") -> ModelStats:
     """fvcore's counts for ``model(torch.randn(1, *input_shape))`` (``model.forward`` already bound).
 
     ``single_trace=False`` runs separate FlopCountAnalysis and ActivationCountAnalysis, as
     get_flops.py does (same numbers, twice the tracing). ``no_grad=False`` traces with autograd
     on, as get_flops.py does (same numbers, far more memory); it exists for the test that proves
-    the numbers equal, not as a user option.
+    the numbers equal, not as a user option. ``engine="dispatch"``: counted at the dispatcher
+    without torch.jit (measure/worker/dispatch_count.py), by fvcore's trace only if that fails;
+    ``stats["engine"]`` then says which counted (and ``stats["engine_note"]`` why fvcore did).
     """
     import torch
     from fvcore.nn import parameter_count
 
-    inputs = (torch.randn((1, *input_shape)),)
     recorder = _CallRecorder(model)
+    used, note = "fvcore", ""
     try:
         with torch.no_grad() if no_grad else contextlib.nullcontext():
-            counted, unsupported, canonical = (_one_trace if single_trace else _two_traces)(model, inputs, forward)
+            if engine == "dispatch":
+                counted, unsupported, canonical, used, note = _dispatch_or_fvcore(model, input_shape, forward, recorder)
+            else:
+                inputs = (torch.randn((1, *input_shape)),)
+                counted, unsupported, canonical = (_one_trace if single_trace else _two_traces)(model, inputs, forward)
     finally:
         recorder.close()
     params = parameter_count(model)
@@ -277,11 +301,17 @@ def count(model: Any, input_shape: Tuple[int, int, int], forward: str,
         modules[name] = {"flops": flops, "params": int(params.get(name, 0)),
                          "activations": acts, "called": called}
     flops, acts = counted("")
-    return {"input_shape": [int(d) for d in input_shape], "forward": forward,  # type: ignore[typeddict-item]
-            "flops": flops, "params": int(params.get("", 0)), "activations": acts, "modules": modules,
-            "unsupported_ops": dict(sorted(unsupported.items())),
-            "uncalled_modules": _uncalled(model, recorder.called, forward),
-            "tree": _module_tree(model, counted, canonical, params)}
+    stats: ModelStats = {
+        "input_shape": [int(d) for d in input_shape], "forward": forward,  # type: ignore[typeddict-item]
+        "flops": flops, "params": int(params.get("", 0)), "activations": acts, "modules": modules,
+        "unsupported_ops": dict(sorted(unsupported.items())),
+        "uncalled_modules": _uncalled(model, recorder.called, forward),
+        "tree": _module_tree(model, counted, canonical, params)}
+    if engine != "fvcore":  # the default engine's stats stay as they were (and so do their cache keys)
+        stats["engine"] = used  # type: ignore[typeddict-item]  # one of the Literal's three, from count_ops
+        if note:
+            stats["engine_note"] = note
+    return stats
 
 
 def first_layer_channels(model: Any) -> Optional[int]:
@@ -343,9 +373,10 @@ def count_deploy(model: Any, input_shape: Tuple[int, int, int], forward: str, no
     return {"flops": stats["flops"], "params": stats["params"], "activations": stats["activations"]}
 
 
-def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool = True) -> ModelStats:
+def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool = True,
+            engine: str = "fvcore") -> ModelStats:
     """Stats of the config's model at ``shape`` (H, W), or at its test pipeline's resolution
-    (``no_grad``: see :func:`count`)."""
+    (``no_grad``, ``engine``: see :func:`count`)."""
     with contextlib.redirect_stdout(sys.stderr):  # codebases and loggers that print
         input_shape, rule = resolve_input(cfg, shape)
         model = build_model(cfg)
@@ -357,7 +388,7 @@ def analyse(cfg: Any, shape: "Tuple[int, int] | None" = None, *, no_grad: bool =
         else:  # detectors and segmentors: the whole model in tensor mode, as their get_flops.py
             forward, notes = "tensor", tensor_mode.bind(model, family, *input_shape[-2:])
         mmcv_ops.reset()
-        stats = count(model, input_shape, forward, no_grad=no_grad)
+        stats = count(model, input_shape, forward, no_grad=no_grad, engine=engine)
         stats.update(notes)  # type: ignore[typeddict-item]
         stats["input_rule"] = rule
         used = mmcv_ops.used_ops()

@@ -8,7 +8,7 @@ Jobs:
   {"id": 1, "op": "resolve", "config": "configs/x.py", "shape": [H, W] | null}
       -> {"id": 1, "ok": true, "scope": ..., "model": {...}, "shape_spec": {...}, "types": [...],
           "custom_imports": [...]}     (no torch import: a warm, cached review never needs it)
-  {"id": 2, "op": "analyse", "config": "configs/x.py", "shape": [H, W] | null}
+  {"id": 2, "op": "analyse", "config": "configs/x.py", "shape": [H, W] | null, "engine": "fvcore" | "dispatch"}
       -> {"id": 2, "ok": true, "stats": ModelStats, "warnings": [...]}
   any failure -> {"id": n, "ok": false, "error": "one clear line"}
 Every reply also carries the CPU time the job took ("cpu_seconds", all threads) and the worker's
@@ -214,13 +214,18 @@ def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
     shape = tuple(job["shape"]) if job.get("shape") else None
     before = len(guard.attempts)
     try:
-        stats = analysis.analyse(cfg, shape)
+        stats = analysis.analyse(cfg, shape, engine=job.get("engine") or "fvcore")
     except analysis.AnalysisError as exc:
         raise JobError(_network_hint(guard, before) or str(exc)) from exc
     except Exception as exc:  # noqa: BLE001
         raise JobError(_network_hint(guard, before) or f"analysis failed: {_short(exc)}") from exc
     # unsupported ops and uncalled modules travel in the stats themselves
-    return {"stats": stats, "warnings": []}
+    # the engine that counted travels in the stats too; when the dispatch engine had to hand the
+    # model to fvcore, the report says why
+    if stats.get("engine_note"):
+        stats["engine_note"] = _relative(stats["engine_note"])
+    note = stats.get("engine_note")
+    return {"stats": stats, "warnings": [note] if note else []}
 
 
 def _network_hint(guard: NetworkGuard, before: int) -> Optional[str]:
