@@ -134,6 +134,7 @@ class BaseGraph:
         self._direct: Dict[str, List[str]] = {}
         self._closure: Dict[str, List[str]] = {}
         self.problems: Dict[str, str] = {}
+        self.outside: Set[str] = set()  # files with a base outside this tree (`pkg::`, an installed module)
 
     def _in_repo(self, path: str) -> Optional[str]:
         """Repo-relative normal form of a path (relative to the root, or absolute), or None when
@@ -198,15 +199,23 @@ class BaseGraph:
         config_dir = posixpath.dirname(config)
         for p in paths:
             if "::" in p:  # `mmpretrain::resnet/...`: an installed package's file
+                self.outside.add(config)
                 continue
             rel = self._in_repo(p if os.path.isabs(p) else posixpath.join(config_dir, p))
             if rel is not None and rel not in out:
                 out.append(rel)
         for level, module in modules:
             rel = self._module_file(config, level, module)
-            if rel is not None and rel not in out:
+            if rel is None:
+                self.outside.add(config)
+            elif rel not in out:
                 out.append(rel)
         return out
+
+    def inherits_outside(self, config: str) -> bool:
+        """Does ``config`` or a file it inherits name a base outside this tree (a ``pkg::`` path,
+        a ``read_base()`` import of an installed module)? Its model may then use any type."""
+        return any(f in self.outside for f in [config] + self.closure(config))
 
     def closure(self, config: str) -> List[str]:
         """Every file ``config`` inherits, transitively, nearest first (breadth first, each base

@@ -76,17 +76,15 @@ def _affected_types(resolved: Resolves, side: str, changes: Dict[str, FileChange
 
 
 MAX_DEFINITION_REASONS = 20
-# `'mmdet::path'` bases and new-style `read_base()` imports may name models in files outside this tree
-_OUTSIDE_BASE_RE = re.compile(r"""['"][A-Za-z_]\w*::|read_base""")
 _MODULE_RE = re.compile(r"""['"]([A-Za-z_][\w.]*)['"]""")
 
 
 def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: Set[str],
               resolved: Resolves, changed: Set[str], outside: bool = True) -> List[str]:
     """Configs whose file closure (the config and its `_base_` files) names one of ``names``, or
-    (``outside``) inherits from a package (``'mmdet::...'``) or by ``read_base()`` -- what those name
-    lies outside this tree --, or loads by ``custom_imports`` a module of this tree whose files hold
-    a changed one."""
+    (``outside``) inherits from a package (``'mmdet::...'``) or by a ``read_base()`` import of an
+    installed module -- what those name lies outside this tree --, or loads by ``custom_imports`` a
+    module of this tree whose files hold a changed one."""
     graph = resolved.graph(side)
     pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, names))) + r")\b") if names else None
     texts: Dict[str, str] = {}
@@ -100,7 +98,7 @@ def _mentions(trees: Dict[str, Path], side: str, configs: Sequence[str], names: 
         text = "\n".join(texts[rel] for rel in closure)
         if pattern is not None and pattern.search(text):
             out.append(cfg)
-        elif outside and _OUTSIDE_BASE_RE.search(text):  # inherits a file this tree does not hold: types unknown here
+        elif outside and graph.inherits_outside(cfg):  # inherits a file this tree does not hold: types unknown here
             out.append(cfg)
         elif "custom_imports" in text:
             modules = {m for m in _MODULE_RE.findall(text) if index.module_file(m)}
@@ -163,7 +161,9 @@ def definition_impact(trees: Dict[str, Path], configs: Dict[str, List[str]], cod
     other = {p for p, c in changes.items() if c.other}
     out: List[Tuple[str, str, str]] = []
     for side in SIDES:
-        names = _affected_types(resolved, side, changes)
+        # only a type a model can be built from can make a config's model reach the change: a
+        # dataset or metric named by every config's data section would resolve the whole zoo
+        names = resolved.index(side).model_types(_affected_types(resolved, side, changes))
         # a config inheriting from outside the tree may name any type that existed before the
         # change; a type this change creates (a new module) it cannot have been written against
         existed = bool(names & set(resolved.index("base").registry))

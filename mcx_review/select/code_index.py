@@ -255,6 +255,44 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
     return out
 
 
+# Registries whose objects no model builds: mmengine's root registries for data, evaluation,
+# visualisation and the training loop, under the names the codebases re-export them as. A type
+# registered only there (``CocoDataset``, ``CocoMetric``) cannot be a part of a model.
+NON_MODEL_REGISTRIES = frozenset({
+    "DATASETS", "DATA_SAMPLERS", "TRANSFORMS", "METRICS", "EVALUATOR", "VISUALIZERS", "VISBACKENDS",
+    "HOOKS", "LOOPS", "RUNNERS", "RUNNER_CONSTRUCTORS", "LOG_PROCESSORS", "OPTIMIZERS", "OPTIM_WRAPPERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS", "PARAM_SCHEDULERS", "INFERENCERS"})
+
+
+def registries_of(tree: ast.Module) -> Dict[str, Set[str]]:
+    """Registered name -> the registries it is registered in, by the name of the object the
+    register call is made on (``@TASK_UTILS.register_module()`` -> ``TASK_UTILS``); ``""`` where
+    that object is not a plain name or attribute (unknown)."""
+    parents: Dict[int, str] = {}  # id of a decorator call -> the name of what it decorates
+    found: Dict[str, Set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            for dec in node.decorator_list:
+                if _is_register(dec):
+                    parents[id(dec)] = node.name
+                elif isinstance(dec, ast.Attribute) and dec.attr == "register_module":
+                    found.setdefault(node.name, set()).update(_class_name(dec.value) or [""])
+    for node in ast.walk(tree):
+        if not _is_register(node):
+            continue
+        registry = (_class_name(node.func.value) or [""])[0]  # type: ignore[attr-defined]
+        private = node.func.attr == "_register_module"  # type: ignore[attr-defined]
+        given = _names(_kw(node, "name", "module_name")) or \
+            _names(node.args[1] if private and len(node.args) > 1 else node.args[0] if node.args and not private else None)  # type: ignore[attr-defined]
+        if id(node) in parents:
+            names = given or [parents[id(node)]]
+        else:
+            names = given or _class_name(_kw(node, "module") or (node.args[0] if private and node.args else None))  # type: ignore[attr-defined]
+        for name in names:
+            found.setdefault(name, set()).add(registry)
+    return {name: found.get(name) or {""} for name in registration_targets(tree)}
+
+
 def registrations(tree: ast.Module) -> Set[str]:
     """Names a module registers (see :func:`registration_targets`)."""
     return set(registration_targets(tree))
@@ -295,6 +333,7 @@ class CodeIndex:
         self.root = Path(root)
         self.files = files
         self.registry = registry  # registered name -> files that register it
+        self.registries: Dict[str, Set[str]] = {}  # registered name -> registries ("" unknown)
         self.problems = problems  # file -> why it could not be parsed
         self._info: Dict[str, ModuleInfo] = {}
         self._locate: Dict[Tuple[str, str, bool], Optional[Tuple[State, ...]]] = {}
@@ -317,9 +356,12 @@ class CodeIndex:
             tree = index._parse(rel, text)
             if tree is not None:
                 index._info[rel].registered = registration_targets(tree)
-            names = set(index._info[rel].registered) if tree is not None else set(_CLASS_RE.findall(text))
-            for name in names:
+                where = registries_of(tree)
+            else:
+                where = {name: {""} for name in _CLASS_RE.findall(text)}
+            for name, registries in where.items():
                 registry.setdefault(name, set()).add(rel)
+                index.registries.setdefault(name, set()).update(registries)
         return index
 
     def _text(self, rel: str) -> Optional[str]:
@@ -473,7 +515,7 @@ class CodeIndex:
             if kind == "deep":
                 todo.extend(self._import_states(rel))
                 for t in sorted(self.info(rel).types):
-                    todo.extend(("deep", f) for f in sorted(self.registry.get(t.rpartition(".")[2], ())))
+                    todo.extend(("deep", f) for f in self.registered_in(t))
         return out
 
     def _import_states(self, rel: str) -> List[State]:
@@ -519,8 +561,25 @@ class CodeIndex:
                 states.extend(found)
             if found and "." in module:
                 return states
-        states.extend(("deep", f) for f in sorted(self.registry.get(name, ())))
+        states.extend(("deep", f) for f in self.registered_in(type_name))
         return states
+
+    def registered_in(self, type_name: str) -> List[str]:
+        """The files that register a type's name, sorted. A scoped name (``mmdet.CrossEntropyLoss``
+        in an mmseg config) is built from that scope's registry: files of another codebase package
+        of this tree (a top-level package with its own ``registry`` module, here ``mmseg/``) are
+        not where it comes from; other files (a project registering into ``mmdet``) may be."""
+        scope, _, name = type_name.rpartition(".")
+        files = sorted(self.registry.get(name, ()))
+        if not scope or "." in scope:
+            return files
+
+        def other_codebase(rel: str) -> bool:
+            top = rel.split("/", 1)[0]
+            return top != scope and "/" in rel and (f"{top}/registry.py" in self.files
+                                                    or f"{top}/registry/__init__.py" in self.files)
+
+        return [f for f in files if not other_codebase(f)]
 
     def files_for_types(self, types: Iterable[str], custom_imports: Iterable[str] = ()) -> Set[str]:
         """Repo-relative source files a model with these registered types (and these
@@ -537,6 +596,11 @@ class CodeIndex:
             if f:
                 out |= self._closure([("deep", f)])
         return out
+
+    def model_types(self, names: Iterable[str]) -> Set[str]:
+        """The names a model can be built from: all but those registered only in registries no
+        model builds from (:data:`NON_MODEL_REGISTRIES`)."""
+        return {n for n in names if not self.registries.get(n) or not self.registries[n] <= NON_MODEL_REGISTRIES}
 
     def affected_by(self, used_files: Set[str], changed: Set[str]) -> Optional[str]:
         """The first (sorted) changed file among ``used_files``, or None."""

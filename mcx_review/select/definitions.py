@@ -359,7 +359,7 @@ class Reach:
             found = self.where_bound(module, name, strict=True)
             if found is not None:
                 return [found]
-        for rel in sorted(self.index.registry.get(name, ())):
+        for rel in self.index.registered_in(type_name):
             locals_ = self.index.info(rel).registered.get(name)
             if not locals_:
                 out.append(("module", rel))  # registered in a way not read statically
