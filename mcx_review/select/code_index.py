@@ -220,13 +220,17 @@ def _kw(call: ast.Call, *names: str) -> Optional[ast.AST]:
     return next((k.value for k in call.keywords if k.arg in names), None)
 
 
-def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
-    """Names a module registers, each with the module-level names it registers under it:
-    ``@X.register_module()`` (with ``name=`` / positional names), ``X.register_module(module=Cls)``,
-    ``X.register_module(name=..., module=...)`` and mmengine's
-    ``X._register_module(module=..., module_name=...)``. A registered object that is not a plain
-    name (``module=nn.Conv2d``) is given by the root of its expression."""
+def _registry_name(call: ast.Call) -> str:
+    """The registry a register call is made on, by name (``TASK_UTILS.register_module`` ->
+    ``TASK_UTILS``); ``""`` when it is not a plain name or attribute."""
+    return (_class_name(call.func.value) or [""])[0]  # type: ignore[attr-defined]
+
+
+def _registrations(tree: ast.Module) -> Tuple[Dict[str, Set[str]], Dict[str, Set[str]]]:
+    """One walk: (registered name -> local names registered under it, registered name -> the
+    registries it is registered in)."""
     out: Dict[str, Set[str]] = {}
+    where: Dict[str, Set[str]] = {}
     decorator_calls = set()
     calls: List[ast.Call] = []
     for node in ast.walk(tree):
@@ -239,8 +243,10 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
                     given = _names(_kw(dec, "name")) or (_names(dec.args[0]) if dec.args else [])
                     for name in given or [node.name]:
                         out.setdefault(name, set()).add(node.name)
+                        where.setdefault(name, set()).add(_registry_name(dec))
                 elif isinstance(dec, ast.Attribute) and dec.attr == "register_module":
                     out.setdefault(node.name, set()).add(node.name)
+                    where.setdefault(node.name, set()).update(_class_name(dec.value) or [""])
     for node in calls:
         if id(node) not in decorator_calls:
             # (module, module_name=None, force)
@@ -252,7 +258,17 @@ def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
             local = sorted(r[0] for r in uses(module)) if module is not None else []
             for name in given or _class_name(module):
                 out.setdefault(name, set()).update(local)
-    return out
+                where.setdefault(name, set()).add(_registry_name(node))
+    return out, where
+
+
+def registration_targets(tree: ast.Module) -> Dict[str, Set[str]]:
+    """Names a module registers, each with the module-level names it registers under it:
+    ``@X.register_module()`` (with ``name=`` / positional names), ``X.register_module(module=Cls)``,
+    ``X.register_module(name=..., module=...)`` and mmengine's
+    ``X._register_module(module=..., module_name=...)``. A registered object that is not a plain
+    name (``module=nn.Conv2d``) is given by the root of its expression."""
+    return _registrations(tree)[0]
 
 
 # Registries whose objects no model builds: mmengine's root registries for data, evaluation,
@@ -268,29 +284,7 @@ def registries_of(tree: ast.Module) -> Dict[str, Set[str]]:
     """Registered name -> the registries it is registered in, by the name of the object the
     register call is made on (``@TASK_UTILS.register_module()`` -> ``TASK_UTILS``); ``""`` where
     that object is not a plain name or attribute (unknown)."""
-    parents: Dict[int, str] = {}  # id of a decorator call -> the name of what it decorates
-    found: Dict[str, Set[str]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            for dec in node.decorator_list:
-                if _is_register(dec):
-                    parents[id(dec)] = node.name
-                elif isinstance(dec, ast.Attribute) and dec.attr == "register_module":
-                    found.setdefault(node.name, set()).update(_class_name(dec.value) or [""])
-    for node in ast.walk(tree):
-        if not _is_register(node):
-            continue
-        registry = (_class_name(node.func.value) or [""])[0]  # type: ignore[attr-defined]
-        private = node.func.attr == "_register_module"  # type: ignore[attr-defined]
-        given = _names(_kw(node, "name", "module_name")) or \
-            _names(node.args[1] if private and len(node.args) > 1 else node.args[0] if node.args and not private else None)  # type: ignore[attr-defined]
-        if id(node) in parents:
-            names = given or [parents[id(node)]]
-        else:
-            names = given or _class_name(_kw(node, "module") or (node.args[0] if private and node.args else None))  # type: ignore[attr-defined]
-        for name in names:
-            found.setdefault(name, set()).add(registry)
-    return {name: found.get(name) or {""} for name in registration_targets(tree)}
+    return _registrations(tree)[1]
 
 
 def registrations(tree: ast.Module) -> Set[str]:
@@ -355,8 +349,7 @@ class CodeIndex:
                 continue
             tree = index._parse(rel, text)
             if tree is not None:
-                index._info[rel].registered = registration_targets(tree)
-                where = registries_of(tree)
+                index._info[rel].registered, where = _registrations(tree)
             else:
                 where = {name: {""} for name in _CLASS_RE.findall(text)}
             for name, registries in where.items():
