@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from repos import ConfigRepo
 
-from mcx_review.bases import BaseGraph
-from mcx_review.code_index import CodeIndex
-from mcx_review.definitions import Reach
 from mcx_review.review import Options, run_review
+from mcx_review.select.bases import BaseGraph
+from mcx_review.select.code_index import CodeIndex
+from mcx_review.select.definitions import Reach
 
 pytestmark = pytest.mark.skipif(not (importlib.util.find_spec("mmdet") and importlib.util.find_spec("mmseg")),
                                 reason="needs mmdet and mmsegmentation (requirements/dev.txt)")
