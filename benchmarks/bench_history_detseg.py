@@ -86,7 +86,9 @@ def _ddq_edits(root: Path) -> Dict[str, Edit]:
         return lambda s: _replace(_replace(s, before, before + line), all_old, all_new)
 
     return {
-        "mmdet/models/utils/misc.py": lambda s: s.rstrip("\n") + "\n\n\n" + align + "\n",
+        "mmdet/models/utils/misc.py": lambda s: _replace(  # the helper and the typing name it needs
+            s, "from typing import List, Sequence,", "from typing import List, Optional, Sequence,"
+        ).rstrip("\n") + "\n\n\n" + align + "\n",
         "mmdet/models/utils/__init__.py": lambda s: _replace(_replace(
             s, "from .misc import (aligned_bilinear,", "from .misc import (align_tensor, aligned_bilinear,"),
             "'BertEncoderLayer'\n]", "'BertEncoderLayer', 'align_tensor'\n]"),

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     review_parser.add_argument("--version", action="version", version=f"mcx-review {__version__}")
     add_review_arguments(review_parser)
     comment.add_arguments(review_parser, with_report=False)
-    sub.add_parser("demo", help=DEMO_HELP, description=DEMO_DESCRIPTION, formatter_class=fmt)
+    demo = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_DESCRIPTION, formatter_class=fmt)
+    demo.add_argument("--codebase", choices=("mmdet", "mmseg"), default=None,
+                      help="edit the configs mmdet or mmsegmentation ships instead (detectors, segmentors)")
     comment_parser = sub.add_parser("comment", help=COMMENT_HELP, description=COMMENT_HELP + ": validates "
                              "REPORT.json against the report schema, then creates or updates the PR's "
                              "sticky comment.", epilog=comment.EPILOG, formatter_class=fmt)
@@ -117,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from mcx_review.cli.demo import run_demo
-        return run_demo()
+        return run_demo(codebase=args.codebase)
     if args.command == "comment":
         return comment.run(args)
     if args.command == "merge":

@@ -1,7 +1,7 @@
 """``mcx-review demo``: realistic edits to the configs the installed mmcls (or mmpretrain) ships,
 reviewed in a throw-away git repository. No network. Prints the text table and writes
 ``mcx-review-demo.md`` (the PR comment) and ``mcx-review-demo.json`` (the report) into the
-current directory."""
+current directory. ``--codebase mmdet|mmseg`` edits the configs mmdet / mmsegmentation ship instead."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,16 +9,22 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mcx_review.errors import EXIT_NOTHING_COUNTED, EXIT_USAGE
 
 Edit = Tuple[str, Callable[[str], str], str]  # path, transform, what it does
 
 
-def shipped_configs() -> Optional[Tuple[str, Path]]:
-    """(package, configs dir) of the first installed codebase that ships configs."""
-    for pkg in ("mmcls", "mmpretrain"):
+# --codebase -> (package, what to install when it is missing)
+CODEBASES = {"mmdet": ("mmdet", "pip install 'mmdet>=3,<4' mmcv-lite (or mcx-review[mmdet])"),
+             "mmseg": ("mmseg", "pip install 'mmsegmentation>=1,<2' mmcv-lite ftfy regex (or mcx-review[mmseg])")}
+
+
+def shipped_configs(codebase: Optional[str] = None) -> Optional[Tuple[str, Path]]:
+    """(package, configs dir) of ``codebase``, or of the first installed classification codebase,
+    that ships configs."""
+    for pkg in ((CODEBASES[codebase][0],) if codebase else ("mmcls", "mmpretrain")):
         spec = importlib.util.find_spec(pkg)  # locates without importing (no torch import)
         if spec and spec.origin:
             configs = Path(spec.origin).parent / ".mim" / "configs"
@@ -55,6 +61,38 @@ test_dataloader = dict(dataset=dict(pipeline=[
     ]
 
 
+def _sub(old: str, new: str) -> Callable[[str], str]:
+    """Replace ``old`` once (these configs set ``model`` themselves: a second ``model = dict(...)``
+    appended would replace their own overrides, not merge into them)."""
+    return lambda src: src.replace(old, new, 1)
+
+
+# Detection and segmentation: edits to single configs no other config inherits, so each is one row.
+DETSEG_EDITS: Dict[str, List[Edit]] = {
+    "mmdet": [
+        ("configs/rtmdet/rtmdet_tiny_8xb32-300e_coco.py",
+         _sub("bbox_head=dict(in_channels=96, feat_channels=96,", "bbox_head=dict(in_channels=96, feat_channels=128,"),
+         "RTMDet-tiny head feat_channels 96 -> 128"),
+        ("configs/retinanet/retinanet_r18_fpn_1x_coco.py",
+         _sub("    neck=dict(in_channels=[64, 128, 256, 512]))",
+              "    neck=dict(in_channels=[64, 128, 256, 512]),\n    bbox_head=dict(num_classes=20))"),
+         "RetinaNet-R18 head for 20 classes instead of 80"),
+    ],
+    "mmseg": [
+        ("configs/pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py",
+         _sub("        channels=128,\n", "        channels=256,\n"),
+         "PSPNet-R18 decode head channels 128 -> 256"),
+        ("configs/fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024.py",
+         _sub("        channels=128,\n", "        channels=128,\n        num_convs=1,\n"),
+         "FCN-R18 decode head num_convs 2 -> 1"),
+    ],
+}
+
+
+def edits_for(pkg: str) -> List[Edit]:
+    return DETSEG_EDITS[pkg] if pkg in DETSEG_EDITS else edits(pkg)
+
+
 def build_repo(root: Path, pkg: str, configs: Path) -> List[str]:
     """A git repo with the shipped configs as the base commit and the edits as the head commit."""
     import git
@@ -68,11 +106,14 @@ def build_repo(root: Path, pkg: str, configs: Path) -> List[str]:
     repo.index.commit(f"{pkg} configs as shipped")
     repo.git.checkout("-b", "change")
     done = []
-    for rel, transform, what in edits(pkg):
+    for rel, transform, what in edits_for(pkg):
         path = root / rel
         if not path.is_file():
             continue
-        new = transform(path.read_text(encoding="utf-8"))
+        old = path.read_text(encoding="utf-8")
+        new = transform(old)
+        if new == old:  # a config shipped in another shape than the edit expects
+            continue
         path.write_text(new, encoding="utf-8")
         done.append(what)
     repo.git.add("-A")
@@ -80,7 +121,7 @@ def build_repo(root: Path, pkg: str, configs: Path) -> List[str]:
     return done
 
 
-def run_demo(out_dir: Path = Path(".")) -> int:
+def run_demo(out_dir: Path = Path("."), codebase: Optional[str] = None) -> int:
     from mcx_review import deliver, review
     from mcx_review.cli.options import default_jobs
     from mcx_review.cli.progress import ProgressBar
@@ -88,7 +129,11 @@ def run_demo(out_dir: Path = Path(".")) -> int:
     from mcx_review.report.outcome import counted_nothing, exit_code
     from mcx_review.report.types import dumps
 
-    found = shipped_configs()
+    found = shipped_configs(codebase)
+    if found is None and codebase:
+        log(f"demo --codebase {codebase} needs {CODEBASES[codebase][0]} installed (it ships the configs the demo "
+            f"edits): {CODEBASES[codebase][1]}")
+        return EXIT_USAGE
     if found is None:
         log("demo needs mmcls or mmpretrain installed (they ship the configs it edits): "
             "pip install 'mmpretrain>=1.0,<2' mmcv-lite (or install mcx-review with its [mmpretrain] extra)")
