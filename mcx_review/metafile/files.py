@@ -1,7 +1,7 @@
 """Metafiles on disk: find them in a revision's tree, read their entries, rewrite figures in place.
 
-Found through ``model-index.yml`` (its ``Import:`` list) and every ``metafile.yml`` under the
-config directories; an entry belongs to the config its ``Config:`` path names. They are YAML,
+Found through ``model-index.yml`` (its ``Import:`` list) and every ``metafile.yml`` (mmseg 1.x:
+``metafile.yaml``) under the config directories; an entry belongs to the config its ``Config:`` path names. They are YAML,
 never code: reading them executes nothing, so this runs in the main process.
 
 Rewriting (``mcx-review metafile --write``) loads the file with ruamel.yaml's round-trip loader to
@@ -48,7 +48,7 @@ def _norm(path: str) -> str:
 
 def find_metafiles(root: Path, config_globs: Sequence[str] = ("configs/**/*.py",)) -> Tuple[List[str], List[str]]:
     """(repo-relative metafile paths, problems): ``model-index.yml``'s imports first, then every
-    other ``metafile.yml`` under the config directories."""
+    other ``metafile.yml`` / ``metafile.yaml`` under the config directories."""
     found: List[str] = []
     problems: List[str] = []
     index = root / "model-index.yml"
@@ -66,7 +66,7 @@ def find_metafiles(root: Path, config_globs: Sequence[str] = ("configs/**/*.py",
         base = root / d if d else root
         if not base.is_dir():
             continue
-        for p in sorted(base.rglob("metafile.yml")):
+        for p in sorted([*base.rglob("metafile.yml"), *base.rglob("metafile.yaml")]):
             rel = p.relative_to(root).as_posix()
             if rel not in found and ".git" not in p.parts:
                 found.append(rel)
@@ -133,6 +133,12 @@ def build_index(root: Path, config_globs: Sequence[str] = ("configs/**/*.py",)) 
     return index
 
 
+def publishes_figures(index: Index) -> bool:
+    """Does any entry publish FLOPs or Parameters? (mmdet's and mmseg's metafiles carry neither:
+    every config there would be "not compared", and an added one "no entry", which says nothing.)"""
+    return any(e.get(metric) is not None for es in index.by_config.values() for e in es for metric, _ in METRICS)
+
+
 # ---------------------------------------------------------------- the review's verdicts
 
 def attach(entries: Sequence[ConfigReport], trees: Dict[str, Path], settings: Any,
@@ -142,8 +148,8 @@ def attach(entries: Sequence[ConfigReport], trees: Dict[str, Path], settings: An
     from mcx_review.metafile.verdicts import FORCED, verdict
 
     head = build_index(trees["head"], settings.configs)
-    if not head.files:
-        return head.problems
+    if not head.files or not publishes_figures(head):
+        return head.problems  # mmdet's and mmseg's metafiles publish no FLOPs: nothing to say
     base = build_index(trees["base"], settings.configs)
     for entry in entries:
         head_path = entry["path"] if entry.get("status") != "removed" else None
