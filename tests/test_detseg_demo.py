@@ -7,7 +7,7 @@ import git
 import pytest
 from mmengine.config import Config
 
-from mcx_review import demo
+from mcx_review.cli import demo
 from mcx_review.review import Options, run_review
 
 pytestmark = pytest.mark.skipif(not (importlib.util.find_spec("mmdet") and importlib.util.find_spec("mmseg")),

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mcx_review import metafile_files
+from mcx_review.metafile import files as metafile_files
 from mcx_review.settings import Settings
-from mcx_review.view import metafile_lines
+from mcx_review.render.metafile_lines import metafile_lines
 
 pytestmark = pytest.mark.skipif(not (importlib.util.find_spec("mmdet") and importlib.util.find_spec("mmseg")),
                                 reason="needs mmdet and mmsegmentation (requirements/dev.txt)")

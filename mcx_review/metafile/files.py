@@ -1,7 +1,8 @@
 """Metafiles on disk: find them in a revision's tree, read their entries, rewrite figures in place.
 
 Found through ``model-index.yml`` (its ``Import:`` list) and every ``metafile.yml`` (mmseg 1.x:
-``metafile.yaml``) under the config directories; an entry belongs to the config its ``Config:`` path names. They are YAML,
+``metafile.yaml``) under the config directories; an entry belongs to the config its ``Config:``
+path names. They are YAML,
 never code: reading them executes nothing, so this runs in the main process.
 
 Rewriting (``mcx-review metafile --write``) loads the file with ruamel.yaml's round-trip loader to
