@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from repos import ConfigRepo
+from helpers import ConfigRepo
 
 from mcx_review.review import Options, run_review
 from mcx_review.select.bases import BaseGraph
