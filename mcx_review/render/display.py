@@ -273,6 +273,20 @@ def input_rule_notes(configs: Sequence[Mapping[str, Any]], prefix: str) -> List[
     return list(by_rule.items())
 
 
+def counting_notes(entry: Mapping[str, Any]) -> List[str]:
+    """How a detector was counted: the second stage on a fixed number of proposals (NMS keeps an
+    arbitrary number on untrained weights), and compiled mmcv ops run on torchvision stand-ins."""
+    sides = [s for s in (entry.get("base"), entry.get("head")) if s]
+    notes = []
+    proposals = list(dict.fromkeys(int(s["proposals"]) for s in sides if s.get("proposals")))  # base, head
+    if proposals:
+        notes.append(f"second stage on {f' {ARROW} '.join(str(n) for n in proposals)} proposals")
+    ops = sorted({str(op) for s in sides for op in s.get("mmcv_stand_ins") or []})
+    if ops:
+        notes.append("mmcv ops on torchvision stand-ins: " + ", ".join(ops))
+    return notes
+
+
 def status_notes(entry: Mapping[str, Any]) -> List[str]:
     """What a reader must know about a config besides its numbers (shared by both renderers)."""
     notes: List[str] = []
@@ -293,6 +307,7 @@ def status_notes(entry: Mapping[str, Any]) -> List[str]:
         notes.append("pending: " + " and ".join(str(p) for p in entry["pending"]))
     if "tensor" in forwards(entry):
         notes.append("forward(mode='tensor')")
+    notes += counting_notes(entry)
     deploy = deploy_note(entry)
     if deploy:
         notes.append(deploy)

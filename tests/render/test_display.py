@@ -273,3 +273,20 @@ def test_plain_text_breaks_lines_only_between_entries():
     warning = [line for line in text.splitlines() if "a long warning" in line]
     assert len(warning) == 1  # free text is not wrapped when not on a terminal
     assert Line("x:", ["a \u00d71", "b \u00d72"]).lines(6) == ["x: a \u00d71,", "   b \u00d72"]
+
+
+def test_detector_counting_is_said():
+    """Issue 15: the second stage's fixed proposal count and the mmcv stand-ins reach the reader."""
+    base = {"input_shape": [3, 800, 1344], "forward": "tensor", "flops": 10, "params": 1, "activations": 1,
+            "modules": {}, "unsupported_ops": {}, "uncalled_modules": [], "proposals": 1000,
+            "mmcv_stand_ins": ["nms", "roi_align_forward"]}
+    head = dict(base, flops=5, proposals=500, mmcv_stand_ins=["nms"])
+    entry = {"path": "configs/faster_rcnn/x.py", "status": "changed", "reasons": ["changed"],
+             "base": base, "head": head, "errors": [], "warnings": []}
+    assert view.counting_notes(entry) == ["second stage on 1000 \u2192 500 proposals",
+                                          "mmcv ops on torchvision stand-ins: nms, roi_align_forward"]
+    report = {"schema": "mcx-review/1", "base": {"sha": None}, "head": {"sha": None}, "configs": [entry]}
+    assert "second stage on 1000 \u2192 500 proposals" in render_markdown(report)
+    assert "torchvision stand-ins" in render_text(report, color=False)
+    assert view.counting_notes(dict(entry, base=dict(base, proposals=None, mmcv_stand_ins=None),
+                                    head=dict(head, proposals=None, mmcv_stand_ins=None))) == []
