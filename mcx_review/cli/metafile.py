@@ -16,9 +16,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from mcx_review.cli.options import parse_rss, positive_int, positive_seconds
+from mcx_review.cli.options import add_revision_arguments, parse_rss, positive_int, positive_seconds, revision_of
 from mcx_review.errors import UsageError
 from mcx_review.log import Log, inert, log, quiet
 from mcx_review.metafile import verdicts as metafile
@@ -42,13 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--check", action="store_true", help="print stale entries; exit 1 when there is one")
     p.add_argument("files", nargs="*", metavar="FILE", help="configs or metafile.yml files to measure in the "
                    "working tree (default: the configs the change base...head affects)")
-    p.add_argument("--base", default=None, metavar="REV", help="base revision of the change (default: HEAD for "
-                   "--staged/--worktree, else main)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--head", default=None, metavar="REV", help="head revision (default HEAD)")
-    g.add_argument("--staged", action="store_true", help="head is the index")
-    g.add_argument("--worktree", action="store_true", help="head is the working tree")
-    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="repository (default: current directory)")
+    add_revision_arguments(p)
     p.add_argument("--config", dest="settings", type=Path, metavar="FILE",
                    help="settings file (default: .mcx-review.yaml)")
     p.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="SECONDS",
@@ -161,9 +155,8 @@ def _review(args: argparse.Namespace) -> "tuple[Path, List[Dict[str, Any]]]":
     from mcx_review.cli.options import default_jobs
     from mcx_review.select.revisions import open_repo, work_tree
 
-    kind: Literal["commit", "index", "worktree"] = "index" if args.staged else "worktree" if args.worktree else "commit"
-    opts = review.Options(base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head,
-                          head_kind=kind, timeout=args.timeout, jobs=args.jobs or default_jobs(),
+    base, head, kind = revision_of(args)
+    opts = review.Options(base=base, head=head, head_kind=kind, timeout=args.timeout, jobs=args.jobs or default_jobs(),
                           cache_dir=args.cache_dir, use_cache=not args.no_cache, settings_path=args.settings,
                           max_worker_rss=args.max_worker_rss)
     report, _, _ = review.run_review(args.repo, opts, log=_say(args))

@@ -5,9 +5,10 @@ import argparse
 import os
 import re
 from pathlib import Path
-from typing import List, NoReturn, Tuple
+from typing import List, NoReturn, Optional, Tuple
 
 from mcx_review.errors import EXIT_USAGE
+from mcx_review.select.revisions import HeadKind
 
 MAX_SIDE = 4096  # pixels: beyond this a trace takes more memory than a CI runner has
 
@@ -111,12 +112,8 @@ def add_review_arguments(p: argparse.ArgumentParser) -> None:
                           "changed top-level definition) or files (every model that imports a changed file)")
 
 
-def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGroup") -> None:
-    """What a review is of and where its report goes: the options the top-level help shows first."""
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help="review only what these changed files or directories affect (as pre-commit "
-                   "passes them); paths relative to the current directory, like git pathspecs; "
-                   "default: the whole diff")
+def add_revision_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGroup") -> None:
+    """Which change: --base, --head | --staged | --worktree, --repo (review and metafile alike)."""
     p.add_argument("--base", default=None, metavar="REV", help="base revision; the review starts at its merge-base "
                    "with head (default: HEAD for --staged/--worktree, else main)")
     g = p.add_mutually_exclusive_group()
@@ -124,6 +121,22 @@ def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGr
     g.add_argument("--staged", action="store_true", help="head is the index (what pre-commit checks)")
     g.add_argument("--worktree", action="store_true", help="head is the working tree")
     p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="repository (default: current directory)")
+
+
+def revision_of(args: argparse.Namespace) -> Tuple[str, Optional[str], HeadKind]:
+    """(base, head, head kind) of :func:`add_revision_arguments`: base defaults to HEAD for the
+    index or the working tree, else to main."""
+    kind: HeadKind = "index" if args.staged else "worktree" if args.worktree else "commit"
+    return args.base or ("HEAD" if kind != "commit" else "main"), args.head, kind
+
+
+def add_core_review_arguments(p: "argparse.ArgumentParser | argparse._ArgumentGroup") -> None:
+    """What a review is of and where its report goes: the options the top-level help shows first."""
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="review only what these changed files or directories affect (as pre-commit "
+                   "passes them); paths relative to the current directory, like git pathspecs; "
+                   "default: the whole diff")
+    add_revision_arguments(p)
     p.add_argument("--shape", type=parse_shape, metavar="H [W]",
                    help=f"force the input size in pixels: H, H W or HxW, each 1..{MAX_SIDE}; default: the "
                    "size each config declares (test pipeline, backbone img_size, ...; channels always "

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Literal
 
 from mcx_review import deliver, review
-from mcx_review.cli.options import default_jobs
+from mcx_review.cli.options import default_jobs, revision_of
 from mcx_review.cli.progress import ProgressBar, print_targets
 from mcx_review.errors import EXIT_NOTHING_COUNTED
 from mcx_review.log import log, quiet
@@ -25,9 +24,9 @@ def pathspec(arg: str, root: Path) -> str:
 
 
 def options(args: argparse.Namespace, root: Path) -> review.Options:
-    kind: Literal["commit", "index", "worktree"] = "index" if args.staged else "worktree" if args.worktree else "commit"
+    base, head, kind = revision_of(args)
     return review.Options(
-        base=args.base or ("HEAD" if kind != "commit" else "main"), head=args.head, head_kind=kind,
+        base=base, head=head, head_kind=kind,
         files=[pathspec(f, root) for f in args.files], shape=args.shape, timeout=args.timeout,
         jobs=args.jobs or default_jobs(), cache_dir=args.cache_dir, use_cache=not args.no_cache,
         shard=args.shard, settings_path=args.settings, max_worker_rss=args.max_worker_rss,
