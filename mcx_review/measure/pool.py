@@ -6,9 +6,12 @@ Memory: every reply carries the worker's RSS (current and peak). A worker holdin
 limit (``max_rss``) after a job is replaced before the next one. While other analyses run beside
 it, a worker that grows past the limit is stopped, and its job is run again alone (the review's
 :class:`~mcx_review.measure.memory.Gate` lets nothing else run and closes the idle workers first); a
-worker killed by a signal (the kernel's OOM killer) gets the same second chance. Alone, a job has
-no RSS limit: a model that needs more than the limit still runs. A timeout, or a worker killed
-again while alone, is a *limit* result (``"limit": {"kind", "limit"}``): not the model's fault."""
+worker killed from outside (SIGKILL from the kernel's OOM killer, SIGTERM) gets the same second
+chance. Alone, a job has no RSS limit: a model that needs more than the limit still runs. A
+timeout, a worker killed again while alone, or one that died of any other signal with no message
+(a native crash: SIGSEGV, SIGABRT; not run again) is a *limit* result (``"limit": {"kind",
+"limit"}``, the signal named): the review survives it as a row, not as the change's fault. A worker
+that exits on its own (a config calling ``os._exit``) is an ordinary error with its exit code."""
 from __future__ import annotations
 
 import json
@@ -29,7 +32,15 @@ Result = Dict[str, Any]
 OnResult = Callable[[Dict[str, Any], Result], None]  # called with (job, result) as each job ends
 POLL = 0.25  # seconds between RSS checks of a busy worker
 RECYCLE_AT = 0.75  # of the limit: a worker holding more after a job is replaced before the next
-KILLED = {signal.SIGKILL: "out of memory?", signal.SIGTERM: "terminated"}  # from outside: a limit
+KILLED = {signal.SIGKILL: "out of memory?", signal.SIGTERM: "terminated"}  # from outside: run again alone
+
+
+def _signal_name(number: int) -> str:
+    """SIGSEGV, SIGABRT...: a worker that died of one left no message; the row still says how."""
+    try:
+        return f"{signal.Signals(number).name}, crashed without a message"
+    except ValueError:
+        return "crashed without a message"
 
 
 class _Worker:
@@ -88,12 +99,13 @@ class _Worker:
         if line is None:
             code = self.proc.wait()
             out: Result = {"id": job["id"], "ok": False, "crashed": True, "exit_code": code, "seen_rss": seen}
-            if code < 0 and -code in KILLED:
-                why = KILLED[signal.Signals(-code)]
+            if code < 0:  # a signal: from outside (OOM killer, kill) or a native crash with no message
+                why = KILLED.get(-code) or _signal_name(-code)
                 out["limit"] = {"kind": "killed", "limit": f"worker killed (signal {-code}, {why})"}
                 out["error"] = (f"the worker process was killed (signal {-code}, {why}) while analysing; "
-                                f"last lines of its log: {self.tail()}")
-            else:
+                                f"last lines of its log: {self.tail() or '(empty)'}")
+                out["from_outside"] = -code in KILLED
+            else:  # it exited on its own: the config's code (os._exit) or the interpreter's last word
                 out["error"] = (f"the worker process died (exit code {code}) while analysing; "
                                 f"last lines of its log: {self.tail()}")
             return out
@@ -203,7 +215,7 @@ class WorkerPool:
     def _run_one(self, slot: int, job: Dict[str, Any], timeout: Optional[float]) -> Result:
         with self.gate.shared():
             result = self._attempt(slot, job, timeout, alone=False)
-        if result.get("over_rss") or (result.get("limit") or {}).get("kind") == "killed":
+        if result.get("over_rss") or result.get("from_outside"):
             # past the limit beside other analyses, or killed from outside (the OOM killer):
             # once more with the machine to itself
             with self.gate.alone():

@@ -69,3 +69,20 @@ def test_an_exception_without_message_still_says_where(tmp_path):
     with WorkerPool(repo.root) as pool:
         (res,) = pool.run([{"op": "resolve", "config": "configs/lazy.py", "shape": None}])
     assert "configs/lazy.py:2" in res["error"]
+
+
+def test_a_worker_dying_of_a_signal_without_a_message_is_a_limit_row_and_not_run_again(tmp_path):
+    """A native crash (a real SIGSEGV here, reading address 0, as torch or a compiled op dies) leaves no message: the
+    result is a limit naming the signal, the job is not retried, and the next job is answered."""
+    repo = ConfigRepo(tmp_path / "r")
+    repo.write("configs/bad/segfaults.py", "__import__('ctypes').string_at(0)\n")
+    jobs = [{"op": "resolve", "config": c, "shape": None} for c in ("configs/bad/segfaults.py", RESNET)]
+    with WorkerPool(repo.root, size=1) as pool:
+        crashed, ok = pool.run(jobs, timeout=60)
+        attempts = [j for j in pool.jobs if j["config"] == "configs/bad/segfaults.py"]
+    assert not crashed["ok"], crashed
+    assert "limit" in crashed, crashed
+    assert crashed["limit"] == {"kind": "killed", "limit": "worker killed (signal 11, SIGSEGV, crashed without a message)"}
+    assert "signal 11" in crashed["error"]
+    assert len(attempts) == 1, "a crash is not the OOM killer: running it again alone would only crash again"
+    assert ok["ok"]
