@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mcx_review.measure.cache import cache_key  # noqa: E402
 from mcx_review.measure.memory import format_size  # noqa: E402
 from mcx_review.measure.pool import WorkerPool  # noqa: E402
 
@@ -105,8 +106,17 @@ def _reset_peaks(pool: WorkerPool) -> None:
                 pass
 
 
+def model_key(resolved: Dict[str, Any]) -> Optional[str]:
+    """What the analysis of a config depends on (the product's cache key, installed code fixed):
+    configs with equal keys (schedules, dataset paths, logging) are analysed once, as in a review."""
+    if not resolved.get("ok", True) or resolved.get("model") is None:
+        return None
+    return cache_key(resolved, json.dumps(resolved.get("custom_imports") or []), versions={})
+
+
 def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: float,
-        workdir: Path) -> List[Dict[str, Any]]:
+        workdir: Path, log: Optional[Path] = None, shard: Tuple[int, int] = (0, 1),
+        seed: int = 0) -> List[Dict[str, Any]]:
     root = workdir / codebase
     shutil.copytree(shipped(CODEBASES[codebase]), root / "configs", ignore=shutil.ignore_patterns("__pycache__"))
     rows: List[Dict[str, Any]] = []
@@ -115,9 +125,30 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
     with WorkerPool(root, size=1, max_rss=2 * GB) as pool:
         resolved = pool.run([{"op": "resolve", "config": f"configs/{c}", "shape": shape} for c in configs],
                             timeout=timeout)
-        for i, (config, res) in enumerate(zip(configs, resolved)):
-            row: Dict[str, Any] = {"codebase": codebase, "config": config,
+        # one analysis per distinct model, in a seeded random order (an interrupted run is a random
+        # sample, not the first directories); the shard (K/N) takes every N-th distinct model
+        keys = [model_key(r) or f"unresolved:{c}" for c, r in zip(configs, resolved)]
+        distinct = sorted(set(keys), key=keys.index)
+        random.Random(seed).shuffle(distinct)
+        mine = set(distinct[shard[0]::shard[1]])
+        rank = {k: n for n, k in enumerate(distinct)}
+        order = sorted(range(len(configs)), key=lambda n: (rank[keys[n]], n))
+        print(f"{codebase}: {len(configs)} configs, {len(distinct)} distinct models, "
+              f"{len(mine)} in shard {shard[0]}/{shard[1]}", file=sys.stderr, flush=True)
+        first: Dict[str, Dict[str, Any]] = {}
+        for i in order:
+            config, res, key = configs[i], resolved[i], keys[i]
+            if key not in mine:
+                continue
+            row: Dict[str, Any] = {"codebase": codebase, "config": config, "key": key,
                                    "input": input_kind(res.get("types") or [])}
+            if key in first:  # the same model as an earlier config: its result, not a second trace
+                row.update({k: v for k, v in first[key].items()
+                            if k not in ("config", "seconds", "cpu_seconds", "peak_rss")},
+                           same_as=first[key]["config"])
+                rows.append(row)
+                _log(log, row)
+                continue
             if not any(w is not None and w.alive() for w in pool._workers):  # noqa: SLF001
                 pool.run([{"op": "analyse", "config": f"configs/{WARM_UP[codebase]}", "shape": [64, 64]}],
                          timeout=timeout)  # a fresh worker imports torch and the codebase first
@@ -139,12 +170,21 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
                            limit=(out.get("limit") or {}).get("kind"))
                 classify(row)
             rows.append(row)
+            first[key] = row
+            _log(log, row)
             status = "counted" if row["counted"] else f"NOT counted: {row['error'][:140]}"
             rss = format_size(row["peak_rss"]) if row["peak_rss"] else "?"
             print(f"[{i + 1}/{len(configs)}] {codebase} {config}: {status} ({row['seconds']} s, "
                   f"{row['cpu_seconds']} CPU s, {rss})",
                   file=sys.stderr, flush=True)
     return rows
+
+
+def _log(log: Optional[Path], row: Dict[str, Any]) -> None:
+    """One JSON line per config as it ends: an interrupted zoo run keeps what it measured."""
+    if log is not None:
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def _median(values: List[float]) -> Optional[float]:
@@ -163,11 +203,13 @@ def summary(rows: List[Dict[str, Any]]) -> str:
     for codebase in sorted({r["codebase"] for r in rows}):
         mine = [r for r in rows if r["codebase"] == codebase]
         ok = [r for r in mine if r["counted"]]
-        secs = [r["seconds"] for r in ok]
+        secs = [r["seconds"] for r in ok if "seconds" in r]  # traced ones, not their duplicates
         cpu = [r["cpu_seconds"] for r in ok if r.get("cpu_seconds")]
         rss = [r["peak_rss"] for r in mine if r.get("peak_rss")]
         med_s, med_rss = _median(secs), _median(rss)
-        lines.append(f"{codebase}: {len(ok)}/{len(mine)} counted; seconds per config (build + trace, "
+        models = len({r.get("key") or r["config"] for r in mine})
+        lines.append(f"{codebase}: {len(ok)}/{len(mine)} counted ({models} distinct models, each traced once); "
+                     f"seconds per traced model (build + trace, "
                      f"counted): median {med_s if med_s is None else round(med_s, 1)}, max "
                      f"{max(secs) if secs else None}; worker CPU seconds median "
                      f"{round(statistics.median(cpu), 1) if cpu else None}; peak RSS median "
@@ -215,11 +257,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--codebases", default="mmdet,mmseg")
     parser.add_argument("--json", type=Path, help="write one row per config here")
-    parser.add_argument("--summarise", type=Path, metavar="JSON", help="only print the summary of an earlier --json")
+    parser.add_argument("--jsonl", type=Path, help="append one JSON line per config as it ends (kept if interrupted)")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="analyse every N-th distinct model from the K-th (run N processes, then --summarise)")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="JSON",
+                        help="only print the summary of earlier --json / --jsonl files (shards merged)")
     args = parser.parse_args(argv)
     if args.summarise:
-        print(summary(json.loads(args.summarise.read_text())))
+        merged: List[Dict[str, Any]] = []
+        for path in args.summarise:
+            text = path.read_text()
+            merged += json.loads(text) if text.lstrip().startswith("[") else [
+                json.loads(line) for line in text.splitlines() if line.strip()]
+        print(summary(merged))
         return 0
+    k, n_shards = (int(x) for x in args.shard.split("/"))
     rng = random.Random(args.seed)
     rows: List[Dict[str, Any]] = []
     started = time.monotonic()
@@ -230,7 +282,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 configs = sorted(rng.sample(configs, min(args.sample[n], len(configs))))
             shape = None if args.auto_shape else (args.det_shape if codebase == "mmdet" else args.seg_shape)
             print(f"{codebase}: {len(configs)} configs at {shape or 'the configs own shapes'}", file=sys.stderr)
-            rows += run(codebase, configs, shape, args.timeout, Path(tmp))
+            rows += run(codebase, configs, shape, args.timeout, Path(tmp), log=args.jsonl, shard=(k, n_shards),
+                        seed=args.seed)
     print(summary(rows))
     print(f"wall: {time.monotonic() - started:.0f} s")
     if args.json:

@@ -32,7 +32,7 @@ Result = Dict[str, Any]
 OnResult = Callable[[Dict[str, Any], Result], None]  # called with (job, result) as each job ends
 POLL = 0.25  # seconds between RSS checks of a busy worker
 RECYCLE_AT = 0.75  # of the limit: a worker holding more after a job is replaced before the next
-KILLED = {signal.SIGKILL: "out of memory?", signal.SIGTERM: "terminated"}  # from outside: run again alone
+KILLED: Dict[int, str] = {signal.SIGKILL.value: "out of memory?", signal.SIGTERM.value: "terminated"}  # from outside: run again alone
 
 
 def _signal_name(number: int) -> str:
