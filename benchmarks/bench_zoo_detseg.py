@@ -4,7 +4,12 @@
     .venv/bin/python benchmarks/bench_zoo_detseg.py --sample 15 10 --seed 0   # a random sample: 15 mmdet, 10 mmseg
 
 Every config the installed mmdet and mmsegmentation ship (``_base_`` fragments left out), or a
-sample drawn with a fixed seed, is analysed once by mcx-review's own worker pool (real worker
+sample drawn with a fixed seed, is resolved, and each distinct model (the review's own cache key:
+model dict, scope, input shape; configs that differ only in schedule or dataset paths share one) is
+analysed once, in a seeded random order so that an interrupted run is a random sample (``--jsonl``
+keeps every row as it ends; ``--shard K/N`` splits the distinct models between N processes, and
+``--summarise`` merges their files). ``--engine dispatch`` counts with issue 18's engine. The
+analysis runs in mcx-review's own worker pool (real worker
 processes with the stand-in for mmcv's compiled ops, ``--timeout`` per config, a killed worker a
 limit row), at an explicit shape per codebase (``--det-shape``, ``--seg-shape``; ``--auto-shape``
 lets the worker read the shape from the config instead).
@@ -116,7 +121,7 @@ def model_key(resolved: Dict[str, Any]) -> Optional[str]:
 
 def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: float,
         workdir: Path, log: Optional[Path] = None, shard: Tuple[int, int] = (0, 1),
-        seed: int = 0) -> List[Dict[str, Any]]:
+        seed: int = 0, engine: str = "fvcore") -> List[Dict[str, Any]]:
     root = workdir / codebase
     shutil.copytree(shipped(CODEBASES[codebase]), root / "configs", ignore=shutil.ignore_patterns("__pycache__"))
     rows: List[Dict[str, Any]] = []
@@ -154,7 +159,8 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
                          timeout=timeout)  # a fresh worker imports torch and the codebase first
             _reset_peaks(pool)
             start = time.monotonic()
-            (out,) = pool.run([{"op": "analyse", "config": f"configs/{config}", "shape": shape}], timeout=timeout)
+            (out,) = pool.run([{"op": "analyse", "config": f"configs/{config}", "shape": shape, "engine": engine}],
+                              timeout=timeout)
             row["seconds"] = round(time.monotonic() - start, 2)
             row["cpu_seconds"] = out.get("cpu_seconds")  # the worker's, all threads: steadier on a busy machine
             attempt = pool.jobs[-1]
@@ -164,7 +170,11 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
                 row.update(counted=True, flops=stats["flops"], params=stats["params"],
                            input_shape=stats["input_shape"], proposals=stats.get("proposals"),
                            mmcv_stand_ins=stats.get("mmcv_stand_ins", []),
-                           unsupported_ops=sum(stats.get("unsupported_ops", {}).values()))
+                           unsupported_ops=sum(stats.get("unsupported_ops", {}).values()),
+                           activations=stats["activations"], engine=stats.get("engine", "fvcore"),
+                           engine_note=stats.get("engine_note"),
+                           modules={k: [m["flops"], m["params"], m["activations"]]
+                                    for k, m in stats.get("modules", {}).items()})
             else:
                 row.update(counted=False, error=out.get("error") or res.get("error") or "?",
                            limit=(out.get("limit") or {}).get("kind"))
@@ -257,6 +267,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--codebases", default="mmdet,mmseg")
     parser.add_argument("--json", type=Path, help="write one row per config here")
+    parser.add_argument("--engine", choices=("fvcore", "dispatch"), default="fvcore",
+                        help="the counting engine (dispatch: issue 18's, fvcore's trace when it fails)")
     parser.add_argument("--jsonl", type=Path, help="append one JSON line per config as it ends (kept if interrupted)")
     parser.add_argument("--shard", default="0/1", metavar="K/N",
                         help="analyse every N-th distinct model from the K-th (run N processes, then --summarise)")
@@ -283,7 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shape = None if args.auto_shape else (args.det_shape if codebase == "mmdet" else args.seg_shape)
             print(f"{codebase}: {len(configs)} configs at {shape or 'the configs own shapes'}", file=sys.stderr)
             rows += run(codebase, configs, shape, args.timeout, Path(tmp), log=args.jsonl, shard=(k, n_shards),
-                        seed=args.seed)
+                        seed=args.seed, engine=args.engine)
     print(summary(rows))
     print(f"wall: {time.monotonic() - started:.0f} s")
     if args.json:
