@@ -136,7 +136,10 @@ def input_channels(cfg: Any) -> Optional[int]:
     """Input channels the config declares, without building anything (None: it says nothing).
 
     In this order: the backbone's ``in_channels``; the data preprocessor's ``mean``/``std``
-    length (one value per channel); a test pipeline that loads images as grayscale (1).
+    length (one value per channel); a test pipeline that loads images as grayscale (1), or in
+    colour (3: ``LoadImageFrom*`` without a ``color_type`` loads BGR). The last matters where the
+    first convolution does not see the image: YOLOX's Focus stem feeds its first conv 12 channels
+    (the image folded 2x2 into depth), and that conv's ``in_channels`` would mislead.
     """
     model = cfg.get("model") or {}
     backbone = model.get("backbone") if isinstance(model, dict) else None
@@ -152,6 +155,10 @@ def input_channels(cfg: Any) -> Optional[int]:
     for step in pipeline or []:
         if isinstance(step, dict) and _is_loading(step) and step.get("color_type") == "grayscale":
             return 1
+    for step in pipeline or []:
+        if isinstance(step, dict) and type_name(step.get("type")).startswith("LoadImageFrom") \
+                and step.get("color_type", "color") == "color":
+            return 3
     return None
 
 

@@ -105,6 +105,17 @@ def test_a_single_stage_detector_equals_mmdets_get_flops_procedure_on_one_synthe
     assert "proposals" not in ours and "mmcv_stand_ins" not in ours
 
 
+def test_a_focus_stem_is_fed_the_images_three_channels_not_its_first_convs_twelve():
+    """YOLOX's Focus stem folds the image 2x2 into depth, so its first conv takes 12 channels; the
+    config says nothing of channels but loads colour images. Before, the 12 were fed in and the
+    trace failed. The YOLOX paper gives YOLOX-Tiny 5.06 M params and 6.45 GFLOPs (2 per
+    multiply-add) at 416x416, the size its test pipeline resizes to."""
+    stats = analysis.analyse(Config.fromfile(_shipped(MMDET, "yolox/yolox_tiny_8xb8-300e_coco.py")))
+    assert stats["input_shape"] == [3, 416, 416]
+    assert (stats["flops"], stats["params"]) == (3_225_574_560, 5_055_855)
+    assert (round(2 * stats["flops"] / 1e9, 2), round(stats["params"] / 1e6, 2)) == (6.45, 5.06)
+
+
 def test_maskformer_style_segmentors_are_counted_with_their_data_samples():
     """mmseg's tool refuses Mask2Former; its decode head's tensor forward needs the data samples."""
     stats = analysis.analyse(Config.fromfile(_shipped(MMSEG, MASK2FORMER)), (128, 128))
