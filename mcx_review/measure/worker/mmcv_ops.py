@@ -12,7 +12,11 @@ with mmcv's argument conventions (outputs written in place, keyword names as in
 - ``roi_align_forward`` (``aligned``, ``sampling_ratio``, ``pool_mode`` avg; max is refused);
 - ``roi_pool_forward``;
 - ``deform_conv_forward`` and ``modulated_deform_conv_forward`` (same offset layout as
-  torchvision: per deformable group and kernel position, (dy, dx)).
+  torchvision: per deformable group and kernel position, (dy, dx));
+
+and, in plain PyTorch, ``psamask_forward`` (PSANet's collect / distribute masks, as mmcv's CPU
+kernel writes them) and ``masked_im2col_forward`` / ``masked_col2im_forward`` (guided anchoring's
+MaskedConv2d, which mmcv has only for CUDA).
 
 Deformable attention needs nothing: mmcv takes its pure-PyTorch path on CPU. Every other
 extension function exists (mmcv's loader asserts they do at import) but raises
@@ -29,7 +33,8 @@ from typing import Any, Callable, Dict, List, Optional, Set
 
 MODULE = "mmcv._ext"
 OPS_WITH_STAND_INS = ("nms", "softnms", "roi_align_forward", "roi_pool_forward", "deform_conv_forward",
-                      "modulated_deform_conv_forward")
+                      "modulated_deform_conv_forward", "psamask_forward", "masked_im2col_forward",
+                      "masked_col2im_forward")
 
 
 class MissingCompiledOp(RuntimeError):
@@ -135,10 +140,76 @@ def _modulated_deform_conv_forward(input: Any, weight: Any, bias: Any, ones: Any
                                padding=(pad_h, pad_w), dilation=(dilation_h, dilation_w), mask=mask))
 
 
+def _psamask_forward(input: Any, output: Any, *, psa_type: int, num_: int, h_feature: int, w_feature: int,
+                     h_mask: int, w_mask: int, half_h_mask: int, half_w_mask: int) -> None:
+    """PSANet's point-wise spatial attention mask, as mmcv's CPU kernel (``psamask.cpp``) writes it.
+
+    ``input[n, i * w_mask + j, h, w]`` is the weight that position (h, w) gives its neighbour
+    (h + di, w + dj), di = i - half_h_mask, dj = j - half_w_mask; neighbours outside the map are
+    dropped. ``output`` is (N, H*W, H, W), read as (N, H, W, H, W): *collect* (0) writes
+    ``output[n, h + di, w + dj, h, w]``, *distribute* (1) ``output[n, h, w, h + di, w + dj]``. For
+    one offset those places form a diagonal of that 5-D array, a strided view: one copy per
+    offset, no index tensors, nothing that depends on values."""
+    import torch
+
+    height, width = h_feature, w_feature
+    # Under torch.jit's tracer (fvcore) the ~10^3 copies below would each be recorded inside mmcv's
+    # Function, which fvcore sees as one uncounted PythonOp anyway: tracing 40 s for nothing.
+    set_state = getattr(torch._C, "_set_tracing_state")  # noqa: B009 - not in torch's stubs
+    tracing = torch._C._get_tracing_state()
+    set_state(None)
+    try:
+        _psamask_copies(input, output, psa_type, num_, height, width, h_mask, w_mask, half_h_mask, half_w_mask)
+    finally:
+        set_state(tracing)
+
+
+def _psamask_copies(input: Any, output: Any, psa_type: int, num_: int, height: int, width: int,
+                    h_mask: int, w_mask: int, half_h_mask: int, half_w_mask: int) -> None:
+    s_n = output.stride(0)
+    s_h, s_w = width * height * width, height * width  # output channel (ph, pw) = ph * W + pw
+    s_y, s_x = width, 1
+    base = output.storage_offset()
+    for i in range(h_mask):
+        di = i - half_h_mask
+        h0, h1 = max(0, -di), min(height, height - di)
+        for j in range(w_mask):
+            dj = j - half_w_mask
+            w0, w1 = max(0, -dj), min(width, width - dj)
+            if h0 >= h1 or w0 >= w1:
+                continue
+            if psa_type == 0:  # collect: channel (h + di, w + dj), position (h, w)
+                first = (h0 + di) * s_h + (w0 + dj) * s_w + h0 * s_y + w0 * s_x
+            else:  # distribute: channel (h, w), position (h + di, w + dj)
+                first = h0 * s_h + w0 * s_w + (h0 + di) * s_y + (w0 + dj) * s_x
+            view = output.as_strided((num_, h1 - h0, w1 - w0), (s_n, s_h + s_y, s_w + s_x), base + first)
+            view.copy_(input[:, i * w_mask + j, h0:h1, w0:w1])
+
+
+def _masked_im2col_forward(im: Any, mask_h_idx: Any, mask_w_idx: Any, col: Any, *, kernel_h: int,
+                           kernel_w: int, pad_h: int, pad_w: int) -> None:
+    """Columns of a stride-1 convolution at the masked positions only (guided anchoring's
+    MaskedConv2d): ``col[(c * kh + i) * kw + j, n]`` is ``im[0, c, h_n + i - pad_h, w_n + j - pad_w]``,
+    zero outside the image. mmcv has only a CUDA kernel for it."""
+    import torch.nn.functional as F
+
+    width = im.size(3)
+    columns = F.unfold(im, (kernel_h, kernel_w), padding=(pad_h, pad_w))[0]  # (C*kh*kw, H*W), same order
+    col.copy_(columns[:, mask_h_idx * width + mask_w_idx])
+
+
+def _masked_col2im_forward(col: Any, mask_h_idx: Any, mask_w_idx: Any, im: Any, *, height: int, width: int,
+                           channels: int) -> None:
+    """The masked convolution's outputs back at their positions: ``im[0, :, h_n, w_n] = col[:, n]``."""
+    im[0, :, mask_h_idx, mask_w_idx] = col.to(im.dtype)
+
+
 _IMPLEMENTATIONS: Dict[str, Callable[..., Any]] = {
     "nms": _nms, "softnms": _softnms, "roi_align_forward": _roi_align_forward,
     "roi_pool_forward": _roi_pool_forward, "deform_conv_forward": _deform_conv_forward,
     "modulated_deform_conv_forward": _modulated_deform_conv_forward,
+    "psamask_forward": _psamask_forward, "masked_im2col_forward": _masked_im2col_forward,
+    "masked_col2im_forward": _masked_col2im_forward,
 }
 assert set(_IMPLEMENTATIONS) == set(OPS_WITH_STAND_INS)
 

@@ -26,6 +26,7 @@ FASTER_RCNN = "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
 UNET = "unet/unet-s5-d16_fcn_4xb4-40k_chase-db1-128x128.py"  # has an auxiliary head
 MASK2FORMER = "mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py"
 PSANET = "psanet/psanet_r50-d8_4xb4-80k_ade20k-512x512.py"
+DPOOL = "dcn/faster-rcnn_r50_fpn_dpool_1x_coco.py"  # deformable RoI pooling: no stand-in
 
 
 def _shipped(pkg: Path, rel: str) -> str:
@@ -125,8 +126,18 @@ def test_maskformer_style_segmentors_are_counted_with_their_data_samples():
 
 def test_a_compiled_op_without_a_stand_in_is_named():
     with pytest.raises(analysis.AnalysisError) as info:
-        analysis.analyse(Config.fromfile(_shipped(MMSEG, PSANET)), (128, 128))
-    assert str(info.value) == "needs compiled mmcv op psamask_forward"
+        analysis.analyse(Config.fromfile(_shipped(MMDET, DPOOL)), (128, 128))
+    assert str(info.value) == "needs compiled mmcv op deform_roi_pool_forward"
+
+
+def test_psanet_counts_on_the_psamask_stand_in():
+    """PSANet's PSAMask is one of mmcv's compiled ops; its stand-in (plain PyTorch) lets the
+    model run. Like every op inside an mmcv Function, it is not counted (fvcore sees one
+    PythonOp), and the stats say the stand-in was used."""
+    stats = analysis.analyse(Config.fromfile(_shipped(MMSEG, PSANET)), (128, 128))
+    assert "psamask_forward" in stats["mmcv_stand_ins"]
+    assert stats["modules"]["decode_head"]["flops"] > 0
+    assert stats["unsupported_ops"].get("prim::PythonOp.PSAMaskFunction") == 2  # collect and distribute
 
 
 @pytest.fixture(scope="module")

@@ -140,6 +140,46 @@ def test_modulated_deform_conv_scales_each_sample_by_its_mask():
     assert moved.shape == full.shape
 
 
+def _psamask_by_the_book(x, psa_type, h_mask, w_mask):
+    """mmcv's psamask.cpp, loop for loop (psamask_collect_forward / psamask_distribute_forward)."""
+    n, _, hf, wf = x.shape
+    half_h, half_w = (h_mask - 1) // 2, (w_mask - 1) // 2
+    out = torch.zeros(n, hf * wf, hf, wf)
+    for b in range(n):
+        for h in range(hf):
+            for w in range(wf):
+                for hidx in range(max(0, half_h - h), min(h_mask, hf + half_h - h)):
+                    for widx in range(max(0, half_w - w), min(w_mask, wf + half_w - w)):
+                        value = x[b, hidx * w_mask + widx, h, w]
+                        other = (hidx + h - half_h) * wf + (widx + w - half_w)
+                        if psa_type == "collect":
+                            out[b, other, h, w] = value
+                        else:
+                            out[b, h * wf + w, hidx + h - half_h, widx + w - half_w] = value
+    return out
+
+
+@pytest.mark.parametrize("psa_type", ["collect", "distribute"])
+@pytest.mark.parametrize("mask_size", [(3, 5), (7, 7)])  # (7, 7) reaches past a 4x6 map every way
+def test_psamask_writes_what_mmcvs_cpu_kernel_writes(psa_type, mask_size):
+    x = torch.randn(2, mask_size[0] * mask_size[1], 4, 6)
+    out = ops.PSAMask(psa_type, mask_size)(x)
+    assert out.shape == (2, 24, 4, 6)
+    assert torch.equal(out, _psamask_by_the_book(x, psa_type, *mask_size))
+
+
+def test_masked_conv_is_the_plain_convolution_where_the_mask_is_set_and_zero_elsewhere():
+    torch.manual_seed(0)
+    conv = ops.MaskedConv2d(3, 5, 3, padding=1)
+    x = torch.randn(1, 3, 6, 7)
+    mask = (torch.rand(1, 6, 7) > 0.5).float()
+    full = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    out = conv(x, mask)
+    assert torch.allclose(out, full * mask[:, None], atol=1e-5)
+    assert torch.equal(out[:, :, mask[0] == 0], torch.zeros_like(out[:, :, mask[0] == 0]))
+    assert torch.equal(conv(x, torch.zeros(1, 6, 7)), torch.zeros_like(full)), "nothing masked: all zero"
+
+
 def test_an_op_without_a_stand_in_names_itself():
     with pytest.raises(mmcv_ops.MissingCompiledOp, match="needs compiled mmcv op sigmoid_focal_loss_forward") as info:
         ops.sigmoid_focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
