@@ -161,13 +161,23 @@ _FUNCTION_SPECS: List[Tuple[List[Any], str, Sequence[str], Builder]] = [
       for n in ("contiguous", "reshape", "reshape_as", "expand_as", "view_as", "flatten", "type_as", "to",
                 "chunk", "split", "unflatten")],
     *[([getattr(torch, n)], f"aten::{n}", (), lambda a: []) for n in ("reshape", "flatten", "chunk", "split")],
+    # Python's ``a & b``, ``a | b``: jit names the operator (fvcore ignores ``__and__``), the
+    # dispatcher sees bitwise_and / bitwise_or
+    *[([getattr(torch.Tensor, n)], f"aten::{n}", (), lambda a: []) for n in ("__and__", "__or__")],
 ]
 
 
 # Python functions of torch whose body calls an op this mode cannot see (the mode is off inside a
 # function it handles) and the jit graph lists: F.normalize's ``expand_as`` (its other ops reach
 # the dispatcher under their own names)
-_HIDDEN: Dict[Any, str] = {F.normalize: "aten::expand_as"}
+_HIDDEN: Dict[Any, str] = {
+    F.normalize: "aten::expand_as",
+    # channel dropout in eval mode: the trace records the call, the dispatcher never sees one
+    # (fvcore ignores plain aten::dropout, not these): mmseg's decode heads end in Dropout2d
+    F.dropout1d: "aten::feature_dropout", F.dropout2d: "aten::feature_dropout",
+    F.dropout3d: "aten::feature_dropout", F.alpha_dropout: "aten::alpha_dropout",
+    F.feature_alpha_dropout: "aten::feature_alpha_dropout",
+}
 
 
 def _function_table() -> Dict[Any, Tuple[str, Sequence[str], Builder]]:
@@ -198,6 +208,10 @@ def _signature(func: Any) -> Optional[inspect.Signature]:
 def _bind(func: Any, names: Sequence[str], args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """The call's arguments by name: the func's own signature where Python has one, else ``names``
     (C builtins), ``*rest`` collecting the remaining positionals."""
+    if names and names[0] == "input" and args and isinstance(args[0], (int, float)):
+        # the deprecated scalar-first overloads, addmm(beta, input, alpha, mat1, mat2) (mmcv's
+        # MaskedConv2d): the scalars scale values, not shapes; the tensors, in order, are the names
+        args = [a for a in args if isinstance(a, torch.Tensor)]
     signature = _signature(func)
     if signature is not None:
         try:
@@ -406,6 +420,49 @@ class _DispatchLevel(TorchDispatchMode):  # type: ignore[no-untyped-call]  # tor
 _SPECS: Dict[Any, Optional[Tuple[str, Optional[DispatchBuilder]]]] = {}
 
 
+def _function_classes() -> List[Any]:
+    """Every custom autograd Function class defined so far (mmcv's ops are imported by now)."""
+    out, todo = [], list(torch.autograd.Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+@contextlib.contextmanager
+def _opaque_functions(counts: _Counts) -> Iterator[None]:
+    """Custom autograd Functions counted as fvcore counts them: torch.jit records one
+    ``prim::PythonOp.<Name>`` per call (mmcv's ops: RoIAlign, DeformConv2d, MaskedConv2d,
+    PSAMask...), uncounted and listed, and nothing of what runs inside. Here too, for the run:
+    each Function's ``forward`` (which torch looks up on the class at every ``apply``, so
+    ``f = Cls.apply`` bound at import still reaches it) lists its name, and its dispatcher ops
+    are neither counted nor listed (the ``addmm`` inside MaskedConv2d counted 2 % over fvcore)."""
+    patched = []
+
+    def opaque(cls: Any, forward: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if not counts.inside:
+                counts.add(f"prim::PythonOp.{cls.__name__}", [], [])
+            counts.inside += 1
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                counts.inside -= 1
+        return staticmethod(run)
+
+    for cls in _function_classes():
+        own = cls.__dict__.get("forward")
+        if isinstance(own, staticmethod):
+            patched.append((cls, own))
+            setattr(cls, "forward", opaque(cls, own.__func__))
+    try:
+        yield
+    finally:
+        for cls, own in patched:
+            setattr(cls, "forward", own)
+
+
 def _dispatch_spec(func: Any) -> Optional[Tuple[str, Optional[DispatchBuilder]]]:
     """(jit op, its inputs) of a counted op, (jit name, None) of an uncounted one fvcore lists,
     None for what fvcore ignores; per overload, looked up once."""
@@ -465,6 +522,7 @@ def _run(model: Any, shape: Tuple[int, ...], how: str) -> _Counts:
         else:
             x = torch.randn(shape)
         stack.enter_context(counts.hooks(model))
+        stack.enter_context(_opaque_functions(counts))
         stack.enter_context(_FunctionLevel(counts))
         stack.enter_context(_DispatchLevel(counts))
         model(x)

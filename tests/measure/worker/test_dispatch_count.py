@@ -179,3 +179,41 @@ def test_engine_dispatch_through_the_cli_records_the_engine_and_the_same_numbers
         assert d[side]["engine"] == "dispatch" and "engine" not in f[side]
         assert {k: v for k, v in d[side].items() if k != "engine"} == f[side]
     assert d["delta"] == f["delta"] and d["head"]["flops"] != d["base"]["flops"]
+
+
+# mmdet and mmseg configs as shipped, counted whole in tensor mode at small shapes: config ->
+# (shape, the engine run that must count it, what it exercises)
+DETSEG = {
+    ("mmdet", "retinanet/retinanet_r18_fpn_1x_coco.py"): ((320, 320), "dispatch", "single stage: shapes only"),
+    ("mmdet", "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"): (
+        (320, 320), "dispatch-real", "NMS needs values; RoIAlign is an mmcv Function (one PythonOp)"),
+    ("mmdet", "guided_anchoring/ga-retinanet_r50-caffe_fpn_1x_coco.py"): (
+        (320, 320), "dispatch-real", "MaskedConv2d and DeformConv2d Functions, an addmm inside that fvcore never sees"),
+    ("mmseg", "unet/unet-s5-d16_fcn_4xb4-40k_chase-db1-128x128.py"): ((128, 128), "dispatch", "segmentor, no aux head"),
+}
+
+
+# mmdet's RPN: ``w, h = x2 - x1, y2 - y1; if not ((w > m) & (h > m)).all(): ...``
+BRANCH_ONLY = {"aten::sub", "aten::all"}
+
+
+@pytest.mark.parametrize("codebase, rel", sorted(DETSEG))
+def test_detectors_and_segmentors_count_the_same_on_both_engines(codebase, rel):
+    """Every number and every uncounted op equal (those size-only ops aside that only a jit trace
+    records), and the run that counted is the one the model allows."""
+    shape, engine, _ = DETSEG[(codebase, rel)]
+    cfg = str(shipped(codebase) / rel)
+    ref = analysis.analyse(Config.fromfile(cfg), shape)
+    got = analysis.analyse(Config.fromfile(cfg), shape, engine="dispatch")
+    assert got["engine"] == engine, got.get("engine_note")
+    assert engine_compare.differences(ref, got, ops=False) == []
+    a, b = ref["unsupported_ops"], got["unsupported_ops"]
+    only_jit = {op for op, n in a.items() if n > b.get(op, 0)}
+    assert only_jit <= SIZE_ARITHMETIC, (a, b)
+    only_dispatch = {op for op, n in b.items() if n > a.get(op, 0)}
+    if engine == "dispatch":
+        assert not only_dispatch, (a, b)
+    else:  # on real tensors: ops that only decide a branch (``if not mask.all()``) reach no output,
+        # and jit's trace drops them as dead code; the dispatcher sees them run (none is counted)
+        assert only_dispatch <= BRANCH_ONLY, (a, b)
+    assert {op for op in a if op.startswith("prim::PythonOp")} == {op for op in b if op.startswith("prim::PythonOp")}
