@@ -121,7 +121,7 @@ def model_key(resolved: Dict[str, Any]) -> Optional[str]:
 
 def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: float,
         workdir: Path, log: Optional[Path] = None, shard: Tuple[int, int] = (0, 1),
-        seed: int = 0, engine: str = "fvcore") -> List[Dict[str, Any]]:
+        seed: int = 0, engine: str = "fvcore", limit: Optional[int] = None) -> List[Dict[str, Any]]:
     root = workdir / codebase
     shutil.copytree(shipped(CODEBASES[codebase]), root / "configs", ignore=shutil.ignore_patterns("__pycache__"))
     rows: List[Dict[str, Any]] = []
@@ -135,9 +135,10 @@ def run(codebase: str, configs: List[str], shape: Optional[List[int]], timeout: 
         keys = [model_key(r) or f"unresolved:{c}" for c, r in zip(configs, resolved)]
         distinct = sorted(set(keys), key=keys.index)
         random.Random(seed).shuffle(distinct)
+        distinct = distinct[:limit]  # the first N of the seeded order: the same N on every engine
         mine = set(distinct[shard[0]::shard[1]])
         rank = {k: n for n, k in enumerate(distinct)}
-        order = sorted(range(len(configs)), key=lambda n: (rank[keys[n]], n))
+        order = sorted((n for n in range(len(configs)) if keys[n] in rank), key=lambda n: (rank[keys[n]], n))
         print(f"{codebase}: {len(configs)} configs, {len(distinct)} distinct models, "
               f"{len(mine)} in shard {shard[0]}/{shard[1]}", file=sys.stderr, flush=True)
         first: Dict[str, Dict[str, Any]] = {}
@@ -195,6 +196,49 @@ def _log(log: Optional[Path], row: Dict[str, Any]) -> None:
     if log is not None:
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def _rows(path: Path) -> List[Dict[str, Any]]:
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def compare(ref: List[Dict[str, Any]], got: List[Dict[str, Any]]) -> str:
+    """Issue 18's equality on the configs both runs traced (duplicates left out): totals and
+    every top-level module's FLOPs, params and activations."""
+    a = {(r["codebase"], r["config"]): r for r in ref if "same_as" not in r}
+    b = {(r["codebase"], r["config"]): r for r in got if "same_as" not in r}
+    both = sorted(set(a) & set(b))
+    lines, equal, counted, speed = [], 0, 0, []
+    for key in both:
+        x, y = a[key], b[key]
+        if not (x["counted"] and y["counted"]):
+            if x["counted"] != y["counted"]:
+                lines.append(f"  {key[0]} {key[1]}: counted by {'fvcore' if x['counted'] else 'dispatch'} only: "
+                             f"{(x.get('error') or y.get('error') or '')[:160]}")
+            continue
+        counted += 1
+        diff = [m for m in ("flops", "params", "activations") if x.get(m) != y.get(m)]
+        if x.get("modules") != y.get("modules"):
+            diff.append("modules")
+        if diff:
+            lines.append(f"  {key[0]} {key[1]}: {', '.join(diff)} differ: fvcore "
+                         f"{[x.get(m) for m in diff if m != 'modules']} dispatch {[y.get(m) for m in diff if m != 'modules']}")
+        else:
+            equal += 1
+        if x.get("seconds") and y.get("seconds"):
+            speed.append((key, x["seconds"], y["seconds"], y.get("engine")))
+    head = [f"configs traced by both: {len(both)}; counted by both: {counted}; every number equal: {equal}"
+            f" ({equal / max(counted, 1):.1%})"]
+    for codebase in ("mmdet", "mmseg"):
+        mine = [s for s in speed if s[0][0] == codebase]
+        if mine:
+            head.append(f"{codebase} seconds per config (build + count), median: fvcore "
+                        f"{statistics.median(s[1] for s in mine):.1f}, dispatch {statistics.median(s[2] for s in mine):.1f}"
+                        f" over {len(mine)}; engines {dict(Counter(s[3] for s in mine))}")
+    return "\n".join(head + lines)
 
 
 def _median(values: List[float]) -> Optional[float]:
@@ -267,6 +311,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--codebases", default="mmdet,mmseg")
     parser.add_argument("--json", type=Path, help="write one row per config here")
+    parser.add_argument("--limit", type=int, help="only the first N distinct models of the seeded order, per codebase")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("FVCORE", "DISPATCH"),
+                        help="only compare two runs' rows (--json/--jsonl files, or globs' shards joined by ',')")
     parser.add_argument("--engine", choices=("fvcore", "dispatch"), default="fvcore",
                         help="the counting engine (dispatch: issue 18's, fvcore's trace when it fails)")
     parser.add_argument("--jsonl", type=Path, help="append one JSON line per config as it ends (kept if interrupted)")
@@ -276,12 +323,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="only print the summary of earlier --json / --jsonl files (shards merged)")
     args = parser.parse_args(argv)
     if args.summarise:
-        merged: List[Dict[str, Any]] = []
-        for path in args.summarise:
-            text = path.read_text()
-            merged += json.loads(text) if text.lstrip().startswith("[") else [
-                json.loads(line) for line in text.splitlines() if line.strip()]
-        print(summary(merged))
+        print(summary([r for path in args.summarise for r in _rows(path)]))
+        return 0
+    if args.compare:
+        print(compare([r for p in str(args.compare[0]).split(",") for r in _rows(Path(p))],
+                      [r for p in str(args.compare[1]).split(",") for r in _rows(Path(p))]))
         return 0
     k, n_shards = (int(x) for x in args.shard.split("/"))
     rng = random.Random(args.seed)
@@ -295,7 +341,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shape = None if args.auto_shape else (args.det_shape if codebase == "mmdet" else args.seg_shape)
             print(f"{codebase}: {len(configs)} configs at {shape or 'the configs own shapes'}", file=sys.stderr)
             rows += run(codebase, configs, shape, args.timeout, Path(tmp), log=args.jsonl, shard=(k, n_shards),
-                        seed=args.seed, engine=args.engine)
+                        seed=args.seed, engine=args.engine, limit=args.limit)
     print(summary(rows))
     print(f"wall: {time.monotonic() - started:.0f} s")
     if args.json:
