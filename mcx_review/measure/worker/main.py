@@ -207,9 +207,10 @@ def resolve(job: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
-    from mcx_review.measure.worker import analysis, mmcv_ops
+    from mcx_review.measure.worker import analysis, mmcv_ops, skip_init
 
     mmcv_ops.install()  # before custom_imports can import the codebase (mmcv-lite: no mmcv._ext)
+    skip_init.skipped_checkpoints.clear()
     cfg = _load(job["config"], import_custom_modules=True)
     shape = tuple(job["shape"]) if job.get("shape") else None
     before = len(guard.attempts)
@@ -224,8 +225,11 @@ def analyse(job: Dict[str, Any], guard: NetworkGuard) -> Dict[str, Any]:
     # model to fvcore, the report says why
     if stats.get("engine_note"):
         stats["engine_note"] = _relative(stats["engine_note"])
-    note = stats.get("engine_note")
-    return {"stats": stats, "warnings": [note] if note else []}
+    notes = [stats["engine_note"]] if stats.get("engine_note") else []
+    if skip_init.skipped_checkpoints:  # LD's teacher: counted with its shapes, not its values
+        notes.append("not loaded while the model was built (no count depends on weights): "
+                     + ", ".join(dict.fromkeys(skip_init.skipped_checkpoints)))
+    return {"stats": stats, "warnings": notes}
 
 
 def _network_hint(guard: NetworkGuard, before: int) -> Optional[str]:

@@ -10,7 +10,7 @@ them. Constant fills (``zeros_``, ``ones_``, ``constant_``) are cheap and still 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 
@@ -38,14 +38,38 @@ def _targets() -> List[Tuple[Any, str]]:
     return [(owner, name) for owner, name in targets if hasattr(owner, name)]
 
 
+# Checkpoints a model loads while it is built (LD's and LAD's teachers: ``load_checkpoint(teacher,
+# teacher_ckpt)`` in ``__init__``, an URL): their values change no count, and fetching them needs
+# the network, which is off in a worker. Their names, for the report.
+skipped_checkpoints: List[str] = []
+
+
+def _no_checkpoint(filename: Any, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+    skipped_checkpoints.append(str(filename))
+    return {}  # an empty state dict: load_checkpoint then loads nothing (non-strict) and goes on
+
+
+def _checkpoint_targets() -> List[Tuple[Any, str]]:
+    try:
+        from mmengine.runner import checkpoint
+    except ImportError:  # pragma: no cover - mmengine is always there in a worker
+        return []
+    return [(checkpoint, "_load_checkpoint")]
+
+
 @contextlib.contextmanager
 def no_weight_init() -> Iterator[None]:
-    """Within the block, random weight initialisation is a no-op; everything is restored after."""
+    """Within the block, random weight initialisation is a no-op and checkpoints loaded through
+    mmengine's ``load_checkpoint`` are not read (:data:`skipped_checkpoints` names them);
+    everything is restored after."""
     saved: List[Tuple[Any, str, Any]] = []
     try:
         for owner, name in _targets():
             saved.append((owner, name, vars(owner).get(name, _INHERITED)))
             setattr(owner, name, _keep)
+        for owner, name in _checkpoint_targets():
+            saved.append((owner, name, vars(owner).get(name, _INHERITED)))
+            setattr(owner, name, _no_checkpoint)
         yield
     finally:
         for owner, name, original in reversed(saved):

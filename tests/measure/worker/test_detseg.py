@@ -190,3 +190,17 @@ def test_fast_rcnn_without_an_rpn_gets_as_many_proposals_as_faster_rcnns_rpn_kee
     stats = analysis.analyse(Config.fromfile(_shipped(MMDET, "fast_rcnn/fast-rcnn_r50_fpn_1x_coco.py")), (320, 320))
     assert stats["proposals"] == 1000 and list(stats["modules"]) == ["backbone", "neck", "roi_head"]
     assert stats["modules"]["roi_head"] == cold_runs[0]["modules"]["roi_head"]
+
+
+def test_a_teacher_checkpoint_loaded_at_build_is_skipped_and_said(mmdet_tree):
+    """LD loads its teacher's weights from an URL in ``__init__``; the network is off in a worker
+    and no count depends on weights. Before, the row said "tried to download"; now the student
+    is counted (tensor mode runs the student only) and a warning names the checkpoint."""
+    job = {"op": "analyse", "config": "configs/ld/ld_r18-gflv1-r101_fpn_1x_coco.py", "shape": [320, 320]}
+    with WorkerPool(mmdet_tree, size=1) as pool:
+        (result,) = pool.run([job], timeout=600)
+    assert result["ok"], result.get("error")
+    assert list(result["stats"]["modules"]) == ["backbone", "neck", "bbox_head"]
+    (warning,) = result["warnings"]
+    assert warning.startswith("not loaded while the model was built (no count depends on weights): https://")
+    assert "gfl_r101" in warning
