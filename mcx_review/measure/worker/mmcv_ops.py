@@ -13,6 +13,7 @@ with mmcv's argument conventions (outputs written in place, keyword names as in
 - ``roi_pool_forward``;
 - ``deform_conv_forward`` and ``modulated_deform_conv_forward`` (same offset layout as
   torchvision: per deformable group and kernel position, (dy, dx));
+- ``deform_roi_pool_forward`` (each moved bin one aligned RoIAlign cell);
 
 and, in plain PyTorch, ``psamask_forward`` (PSANet's collect / distribute masks, as mmcv's CPU
 kernel writes them) and ``masked_im2col_forward`` / ``masked_col2im_forward`` (guided anchoring's
@@ -34,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 MODULE = "mmcv._ext"
 OPS_WITH_STAND_INS = ("nms", "softnms", "roi_align_forward", "roi_pool_forward", "deform_conv_forward",
                       "modulated_deform_conv_forward", "psamask_forward", "masked_im2col_forward",
-                      "masked_col2im_forward")
+                      "masked_col2im_forward", "deform_roi_pool_forward")
 
 
 class MissingCompiledOp(RuntimeError):
@@ -140,6 +141,38 @@ def _modulated_deform_conv_forward(input: Any, weight: Any, bias: Any, ones: Any
                                padding=(pad_h, pad_w), dilation=(dilation_h, dilation_w), mask=mask))
 
 
+def _deform_roi_pool_forward(input: Any, rois: Any, offset: Any, output: Any, *, pooled_height: int,
+                             pooled_width: int, spatial_scale: float, sampling_ratio: int, gamma: float) -> None:
+    """Deformable RoI pooling (mmcv's kernel): RoIAlign with ``aligned`` (start at ``x1 * scale -
+    0.5``), each bin's start moved by ``gamma * roi size * offset[r, (x, y), ph, pw]``, its size and
+    sampling grid those of the unmoved bin. One bin is one RoIAlign cell, so every bin of every RoI
+    is an RoI of its own, pooled to 1x1 by torchvision in a single call: same start, size, grid
+    (``ceil(bin)`` or ``sampling_ratio``) and bilinear rule as mmcv's."""
+    import torch
+    from torchvision.ops import roi_align
+
+    rois = rois.to(input.dtype)
+    size = (pooled_height, pooled_width)
+    if offset.numel() == 0:
+        output.copy_(roi_align(input, rois, size, spatial_scale=float(spatial_scale),
+                               sampling_ratio=int(sampling_ratio), aligned=True))
+        return
+    n = rois.size(0)
+    bin_w = (rois[:, 3] - rois[:, 1]) / pooled_width  # in the image's units, as rois are
+    bin_h = (rois[:, 4] - rois[:, 2]) / pooled_height
+    pw = torch.arange(pooled_width, dtype=input.dtype, device=input.device).view(1, 1, -1)
+    ph = torch.arange(pooled_height, dtype=input.dtype, device=input.device).view(1, -1, 1)
+    x1 = rois[:, 1].view(-1, 1, 1) + pw * bin_w.view(-1, 1, 1) \
+        + gamma * (bin_w * pooled_width).view(-1, 1, 1) * offset[:, 0].to(input.dtype)
+    y1 = rois[:, 2].view(-1, 1, 1) + ph * bin_h.view(-1, 1, 1) \
+        + gamma * (bin_h * pooled_height).view(-1, 1, 1) * offset[:, 1].to(input.dtype)
+    cells = torch.stack([rois[:, 0].view(-1, 1, 1).expand_as(x1), x1, y1,
+                         x1 + bin_w.view(-1, 1, 1), y1 + bin_h.view(-1, 1, 1)], dim=-1).reshape(-1, 5)
+    pooled = roi_align(input, cells, (1, 1), spatial_scale=float(spatial_scale),
+                       sampling_ratio=int(sampling_ratio), aligned=True)  # (n * PH * PW, C, 1, 1)
+    output.copy_(pooled.view(n, pooled_height, pooled_width, -1).permute(0, 3, 1, 2))
+
+
 def _psamask_forward(input: Any, output: Any, *, psa_type: int, num_: int, h_feature: int, w_feature: int,
                      h_mask: int, w_mask: int, half_h_mask: int, half_w_mask: int) -> None:
     """PSANet's point-wise spatial attention mask, as mmcv's CPU kernel (``psamask.cpp``) writes it.
@@ -209,6 +242,7 @@ _IMPLEMENTATIONS: Dict[str, Callable[..., Any]] = {
     "roi_pool_forward": _roi_pool_forward, "deform_conv_forward": _deform_conv_forward,
     "modulated_deform_conv_forward": _modulated_deform_conv_forward,
     "psamask_forward": _psamask_forward, "masked_im2col_forward": _masked_im2col_forward,
+    "deform_roi_pool_forward": _deform_roi_pool_forward,
     "masked_col2im_forward": _masked_col2im_forward,
 }
 assert set(_IMPLEMENTATIONS) == set(OPS_WITH_STAND_INS)

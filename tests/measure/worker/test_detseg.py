@@ -26,7 +26,7 @@ FASTER_RCNN = "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
 UNET = "unet/unet-s5-d16_fcn_4xb4-40k_chase-db1-128x128.py"  # has an auxiliary head
 MASK2FORMER = "mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py"
 PSANET = "psanet/psanet_r50-d8_4xb4-80k_ade20k-512x512.py"
-DPOOL = "dcn/faster-rcnn_r50_fpn_dpool_1x_coco.py"  # deformable RoI pooling: no stand-in
+CARAFE = "carafe/faster-rcnn_r50_fpn-carafe_1x_coco.py"  # CARAFE upsampling: no stand-in
 
 
 def _shipped(pkg: Path, rel: str) -> str:
@@ -126,8 +126,8 @@ def test_maskformer_style_segmentors_are_counted_with_their_data_samples():
 
 def test_a_compiled_op_without_a_stand_in_is_named():
     with pytest.raises(analysis.AnalysisError) as info:
-        analysis.analyse(Config.fromfile(_shipped(MMDET, DPOOL)), (128, 128))
-    assert str(info.value) == "needs compiled mmcv op deform_roi_pool_forward"
+        analysis.analyse(Config.fromfile(_shipped(MMDET, CARAFE)), (128, 128))
+    assert str(info.value) == "needs compiled mmcv op carafe_forward"
 
 
 def test_psanet_counts_on_the_psamask_stand_in():

@@ -1,6 +1,7 @@
 """The mmcv._ext stand-in: mmcv's own Python ops (mmcv.ops.nms, RoIAlign, DeformConv2d, ...) run on
 it with the semantics mmcv documents, checked against torchvision and against values worked out by
 hand; an op without a stand-in names itself; a real mmcv._ext is never replaced."""
+import math
 import subprocess
 import sys
 import textwrap
@@ -178,6 +179,67 @@ def test_masked_conv_is_the_plain_convolution_where_the_mask_is_set_and_zero_els
     assert torch.allclose(out, full * mask[:, None], atol=1e-5)
     assert torch.equal(out[:, :, mask[0] == 0], torch.zeros_like(out[:, :, mask[0] == 0]))
     assert torch.equal(conv(x, torch.zeros(1, 6, 7)), torch.zeros_like(full)), "nothing masked: all zero"
+
+
+def _bilinear(img, y, x):
+    """mmcv's bilinear_interpolate (roi_align / deform_roi_pool kernels), for one point."""
+    _, height, width = img.shape
+    if y < -1.0 or y > height or x < -1.0 or x > width:
+        return torch.zeros(img.shape[0])
+    y, x = max(y, 0.0), max(x, 0.0)
+    y_low, x_low = int(y), int(x)
+    if y_low >= height - 1:
+        y_high = y_low = height - 1
+        y = float(y_low)
+    else:
+        y_high = y_low + 1
+    if x_low >= width - 1:
+        x_high = x_low = width - 1
+        x = float(x_low)
+    else:
+        x_high = x_low + 1
+    ly, lx = y - y_low, x - x_low
+    hy, hx = 1 - ly, 1 - lx
+    return (hy * hx * img[:, y_low, x_low] + hy * lx * img[:, y_low, x_high]
+            + ly * hx * img[:, y_high, x_low] + ly * lx * img[:, y_high, x_high])
+
+
+def _deform_roi_pool_by_the_book(x, rois, offset, out_size, scale, sampling_ratio, gamma):
+    """mmcv's deform_roi_pool_forward kernel, loop for loop."""
+    ph_n, pw_n = out_size
+    out = torch.zeros(rois.shape[0], x.shape[1], ph_n, pw_n)
+    for n, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
+        start_w, start_h = x1 * scale - 0.5, y1 * scale - 0.5
+        roi_w, roi_h = x2 * scale - 0.5 - start_w, y2 * scale - 0.5 - start_h
+        bin_h, bin_w = roi_h / ph_n, roi_w / pw_n
+        grid_h = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_h / ph_n)
+        grid_w = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_w / pw_n)
+        for ph in range(ph_n):
+            for pw in range(pw_n):
+                sw = start_w + gamma * roi_w * float(offset[n, 0, ph, pw])
+                sh = start_h + gamma * roi_h * float(offset[n, 1, ph, pw])
+                total = torch.zeros(x.shape[1])
+                for iy in range(grid_h):
+                    yy = sh + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+                    for ix in range(grid_w):
+                        xx = sw + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                        total += _bilinear(x[int(b)], yy, xx)
+                out[n, :, ph, pw] = total / max(grid_h * grid_w, 1)
+    return out
+
+
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_deform_roi_pool_moves_each_bin_as_mmcvs_kernel_does(sampling_ratio):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 12, 14)
+    rois = torch.tensor([[0, 2.0, 3.0, 15.0, 11.0], [1, 0.0, 0.0, 27.0, 23.0], [0, 20.0, 14.0, 26.0, 22.0]])
+    offset = torch.randn(3, 2, 3, 3) * 0.5  # some bins pushed past the map's edge
+    got = ops.deform_roi_pool(x, rois, offset, (3, 3), 0.5, sampling_ratio, 0.1)
+    want = _deform_roi_pool_by_the_book(x, rois, offset, (3, 3), 0.5, sampling_ratio, 0.1)
+    assert torch.allclose(got, want, atol=1e-5)
+    plain = ops.deform_roi_pool(x, rois, None, (3, 3), 0.5, sampling_ratio, 0.1)
+    assert torch.allclose(plain, tv.roi_align(x, rois, (3, 3), 0.5, sampling_ratio, aligned=True), atol=1e-6)
+    assert not torch.allclose(got, plain), "the offsets moved something"
 
 
 def test_an_op_without_a_stand_in_names_itself():
