@@ -319,6 +319,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--codebases", default="mmdet,mmseg")
     parser.add_argument("--json", type=Path, help="write one row per config here")
+    parser.add_argument("--resume", type=Path, nargs="+", metavar="JSONL",
+                        help="leave out the configs these earlier rows measured (then --summarise them all)")
     parser.add_argument("--only", type=Path, metavar="FILE",
                         help="only the configs listed in FILE (one 'codebase config' per line), e.g. again after a fix")
     parser.add_argument("--limit", type=int, help="only the first N distinct models of the seeded order, per codebase")
@@ -348,6 +350,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mcx-zoo-") as tmp:
         for n, codebase in enumerate(args.codebases.split(",")):
             configs = zoo(CODEBASES[codebase])
+            if args.resume:
+                done = {(r["codebase"], r["config"]) for path in args.resume for r in _rows(path)}
+                configs = [c for c in configs if (codebase, c) not in done]
             if args.only:
                 wanted = {tuple(line.split()) for line in args.only.read_text().splitlines() if line.strip()}
                 configs = [c for c in configs if (codebase, c) in wanted]

@@ -101,6 +101,32 @@ def missing_dependency(exc: BaseException, model_type: Optional[str]) -> Optiona
     return None
 
 
+def _local_sync_bn(spec: Any) -> Any:
+    """``MMSyncBN`` (mmcv's SyncBatchNorm) asks for the process group's size when it is built, so
+    without ``torch.distributed`` the model cannot be built (mmdet's strong baselines and simple
+    copy-paste put it in their heads). torch's ``SyncBN`` has the same parameters and, in eval, the
+    same batch norm, and builds alone: the spec names it instead. Other specs come back as given."""
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: swap(v) for k, v in value.items()}
+            if out.get("type") == "MMSyncBN":
+                out["type"] = "SyncBN"
+            return out
+        if isinstance(value, (list, tuple)):
+            return type(value)(swap(v) for v in value)
+        return value
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return spec
+    if "MMSyncBN" not in repr(spec):
+        return spec
+    from mmengine.config import ConfigDict  # attribute access (test_cfg.rpn), as the codebases expect
+
+    return ConfigDict(swap(spec.to_dict() if hasattr(spec, "to_dict") else spec))
+
+
 def build_model(cfg: Any, init_weights: bool = False) -> Any:
     """``MODELS.build(cfg.model)`` in the config's scope, in eval mode; without random weight init
     unless ``init_weights``."""
@@ -112,6 +138,7 @@ def build_model(cfg: Any, init_weights: bool = False) -> Any:
     kind = spec.get("type") if isinstance(spec, dict) else None
     if isinstance(kind, str) and models.get(kind) is None:
         raise AnalysisError(f"unknown model type '{kind}' in scope '{scope}' (not registered)")
+    spec = _local_sync_bn(spec)
     try:
         with contextlib.nullcontext() if init_weights else no_weight_init():
             model = models.build(spec)

@@ -130,12 +130,26 @@ def _deform_conv_forward(input: Any, weight: Any, offset: Any, output: Any, colu
                                dilation=(dilationH, dilationW)))
 
 
+def _on_output_grid(tensor: Any, height: int, width: int) -> Any:
+    """``tensor`` (N, C, h, w) as mmcv's modulated kernel reads it for an (height, width) output:
+    per sample, its first C * height * width values in (C, height, width) order. mmcv does not
+    check the size; DyHead relies on that (``spatial_conv_high`` runs on the next, coarser level
+    with this level's offsets and mask), and torchvision refuses it."""
+    if tuple(tensor.shape[-2:]) == (height, width):
+        return tensor
+    n, c = tensor.shape[:2]
+    return tensor.reshape(n, -1)[:, :c * height * width].reshape(n, c, height, width)
+
+
 def _modulated_deform_conv_forward(input: Any, weight: Any, bias: Any, ones: Any, offset: Any, mask: Any,
                                    output: Any, columns: Any, *, kernel_h: int, kernel_w: int,
                                    stride_h: int, stride_w: int, pad_h: int, pad_w: int,
                                    dilation_h: int, dilation_w: int, group: int, deformable_group: int,
                                    with_bias: bool) -> None:
     from torchvision.ops import deform_conv2d
+
+    height, width = output.shape[-2:]
+    offset, mask = _on_output_grid(offset, height, width), _on_output_grid(mask, height, width)
 
     output.copy_(deform_conv2d(input, offset, weight, bias if with_bias else None, stride=(stride_h, stride_w),
                                padding=(pad_h, pad_w), dilation=(dilation_h, dilation_w), mask=mask))

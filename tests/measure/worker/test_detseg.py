@@ -204,3 +204,17 @@ def test_a_teacher_checkpoint_loaded_at_build_is_skipped_and_said(mmdet_tree):
     (warning,) = result["warnings"]
     assert warning.startswith("not loaded while the model was built (no count depends on weights): https://")
     assert "gfl_r101" in warning
+
+
+@pytest.mark.parametrize("rel, shape, stand_ins", [
+    # mmcv's SyncBatchNorm asks for the process group when built: torch's SyncBN stands in
+    ("strong_baselines/mask-rcnn_r50_fpn_rpn-2conv_4conv1fc_syncbn-all_lsj-100e_coco.py", (320, 320),
+     ["nms", "roi_align_forward"]),
+    # DyHead runs a level's deform conv with the finer level's offsets, which mmcv's kernel reads
+    # unchecked and torchvision refuses: the stand-in reads them as mmcv does
+    ("dyhead/atss_r50-caffe_fpn_dyhead_1x_coco.py", (256, 256), ["modulated_deform_conv_forward"]),
+])
+def test_configs_the_zoo_run_found_failing_are_counted(rel, shape, stand_ins):
+    stats = analysis.analyse(Config.fromfile(_shipped(MMDET, rel)), shape)
+    assert stats["mmcv_stand_ins"] == stand_ins
+    assert all(m["flops"] > 0 for m in stats["modules"].values())
