@@ -60,6 +60,8 @@ CAUSES: Sequence[Tuple[str, "re.Pattern[str]"]] = (
     ("needs another package", re.compile(r"No module named '([\w.]+)'|needs (\w+): pip install|"
                                          r"(requirements/optional\.txt)|install it by: pip install (\w+)|"
                                          r"please install (?!it |required )(\w+)", re.IGNORECASE)),
+    ("upstream: config bug", re.compile(r"file \"(configs/[^\"]+)\" does not exist|"
+                                        r"got an unexpected keyword argument '(\w+)'")),
     # the codebase's own tensor mode cannot run these models (its get_flops.py fails the same way):
     # Sparse R-CNN / QueryInst run their loss path (ground truth), SAN's and PointRend's heads are
     # called with the wrong arguments
