@@ -152,14 +152,14 @@ def input_channels(cfg: Any) -> Optional[int]:
         if isinstance(values, (list, tuple)) and values:
             return len(values)
     _, pipeline = test_pipeline(cfg)
+    colour = False
     for step in pipeline or []:
-        if isinstance(step, dict) and _is_loading(step) and step.get("color_type") == "grayscale":
-            return 1
-    for step in pipeline or []:
-        if isinstance(step, dict) and type_name(step.get("type")).startswith("LoadImageFrom") \
-                and step.get("color_type", "color") == "color":
-            return 3
-    return None
+        if isinstance(step, dict) and _is_loading(step):
+            if step.get("color_type") == "grayscale":
+                return 1
+            colour = colour or (type_name(step.get("type")).startswith("LoadImageFrom")
+                                and step.get("color_type", "color") == "color")
+    return 3 if colour else None
 
 
 FORCED = "forced"
